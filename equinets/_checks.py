@@ -1,0 +1,178 @@
+"""Input validation and layout conversion shared by every module of equinets.
+
+One place turns the three accepted point layouts into one:
+
+* flat PyG-style ``pos`` ``(N, 3)`` with optional ``x`` ``(N, C)`` and ``batch`` ``(N,)``;
+* dense ``pos`` ``(B, N, 3)`` with optional ``x`` ``(B, N, C)``;
+* a :class:`torch_geometric.data.Data` / ``Batch`` in place of ``pos``.
+
+Every error names the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["PointInput", "as_points", "check_finite", "restore_layout", "check_labels"]
+
+
+class PointInput(NamedTuple):
+    """Flat view of a (possibly batched, possibly dense) point cloud.
+
+    Attributes:
+        pos: ``(N, 3)`` positions.
+        x: ``(N, C)`` features or ``None``.
+        batch: ``(N,)`` long graph ids, sorted, every id in ``[0, num_graphs)`` present.
+        num_graphs: number of clouds ``B``.
+        dense: ``(B, N_per_cloud)`` when the input was dense, else ``None``.
+    """
+
+    pos: Tensor
+    x: Tensor | None
+    batch: Tensor
+    num_graphs: int
+    dense: tuple[int, int] | None
+
+
+def check_finite(t: Tensor, name: str) -> None:
+    """Raise ``ValueError`` if ``t`` holds NaN or Inf, saying how many and where the first is.
+
+    >>> check_finite(torch.zeros(2, 3), "pos")
+    >>> check_finite(torch.tensor([[0.0, float("nan"), 0.0]]), "pos")
+    Traceback (most recent call last):
+    ...
+    ValueError: pos must be finite, but 1 entry is NaN or Inf (first at index (0, 1))
+    """
+    if t.is_floating_point() or t.is_complex():
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            n = int(bad.sum())
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"{name} must be finite, but {n} entr{'y is' if n == 1 else 'ies are'} NaN or Inf "
+                f"(first at index {first})"
+            )
+
+
+def as_points(pos, x: Tensor | None = None, batch: Tensor | None = None, *, check: bool = True) -> PointInput:
+    """Validate a point cloud and return its flat layout.
+
+    Args:
+        pos: ``(N, 3)``, ``(B, N, 3)`` float tensor, or a ``Data``/``Batch`` with ``pos``
+            (then ``x`` and ``batch`` are read from it unless given).
+        x: optional features ``(N, C)`` or ``(B, N, C)``.
+        batch: optional ``(N,)`` sorted graph ids for flat input (absent = one cloud).
+        check: also check that positions and features are finite (a device sync).
+
+    Returns:
+        :class:`PointInput` with flat tensors.
+
+    Example:
+        >>> p = as_points(torch.randn(2, 5, 3))
+        >>> p.pos.shape, p.batch.tolist(), p.num_graphs, p.dense
+        (torch.Size([10, 3]), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1], 2, (2, 5))
+        >>> as_points(torch.randn(4, 2))
+        Traceback (most recent call last):
+        ...
+        ValueError: pos must have shape (N, 3) or (B, N, 3), got (4, 2)
+    """
+    if hasattr(pos, "pos") and not isinstance(pos, Tensor):  # PyG Data / Batch
+        data = pos
+        pos = data.pos
+        if x is None:
+            x = getattr(data, "x", None)
+        if batch is None:
+            batch = getattr(data, "batch", None)
+        if pos is None:
+            raise ValueError("the Data object has no 'pos' attribute; equinets needs point positions")
+    if not isinstance(pos, Tensor):
+        raise TypeError(f"pos must be a torch.Tensor or a torch_geometric Data, got {type(pos).__name__}")
+    if not pos.is_floating_point():
+        raise TypeError(f"pos must be a floating-point tensor, got dtype {pos.dtype}")
+    if pos.dim() not in (2, 3) or pos.shape[-1] != 3:
+        raise ValueError(f"pos must have shape (N, 3) or (B, N, 3), got {tuple(pos.shape)}")
+    dense = None
+    if pos.dim() == 3:
+        if batch is not None:
+            raise ValueError("batch must be None for dense pos of shape (B, N, 3); the batch is the first axis")
+        B, N, _ = pos.shape
+        if B == 0 or N == 0:
+            raise ValueError(f"pos is empty: got shape {tuple(pos.shape)}; every cloud needs at least one point")
+        if x is not None:
+            if x.dim() != 3 or x.shape[:2] != pos.shape[:2]:
+                raise ValueError(
+                    f"x must have shape (B, N, C) = ({B}, {N}, C) to match dense pos, got {tuple(x.shape)}"
+                )
+            x = x.reshape(B * N, x.shape[-1])
+        pos = pos.reshape(B * N, 3)
+        batch = torch.arange(B, device=pos.device).repeat_interleave(N)
+        dense = (B, N)
+        num_graphs = B
+    else:
+        N = pos.shape[0]
+        if N == 0:
+            raise ValueError("pos is empty: got shape (0, 3); a cloud needs at least one point")
+        if x is not None:
+            if x.dim() == 1:
+                x = x.unsqueeze(-1)
+            if x.dim() != 2 or x.shape[0] != N:
+                raise ValueError(f"x must have shape (N, C) with N = {N} to match pos, got {tuple(x.shape)}")
+        if batch is None:
+            batch = torch.zeros(N, dtype=torch.long, device=pos.device)
+            num_graphs = 1
+        else:
+            if not isinstance(batch, Tensor) or batch.dtype not in (torch.int64, torch.int32):
+                raise TypeError(f"batch must be an integer tensor of graph ids, got {getattr(batch, 'dtype', type(batch))}")
+            if batch.dim() != 1 or batch.shape[0] != N:
+                raise ValueError(
+                    f"batch must have shape (N,) = ({N},) to match pos, got {tuple(batch.shape)}"
+                )
+            batch = batch.long()
+            if check:
+                if bool((batch < 0).any()):
+                    raise ValueError("batch must hold graph ids >= 0, got a negative id")
+                if N > 1 and bool((batch[1:] < batch[:-1]).any()):
+                    raise ValueError("batch must be sorted (non-decreasing graph ids), as PyG's collation makes it")
+            num_graphs = int(batch[-1]) + 1
+            if check:
+                counts = torch.bincount(batch, minlength=num_graphs)
+                if bool((counts == 0).any()):
+                    empty = int((counts == 0).nonzero()[0])
+                    raise ValueError(f"cloud {empty} of the batch is empty (no point has batch == {empty})")
+    if check:
+        check_finite(pos, "pos")
+        if x is not None:
+            check_finite(x, "x")
+    return PointInput(pos, x, batch, num_graphs, dense)
+
+
+def restore_layout(out: Tensor, inp: PointInput, *, per_point: bool) -> Tensor:
+    """Give a flat output the input's layout: ``(N, C)`` -> ``(B, N, C)`` for dense point-level input.
+
+    Cloud-level outputs ``(B, C)`` are the same in both layouts.
+    """
+    if per_point and inp.dense is not None:
+        B, N = inp.dense
+        return out.reshape(B, N, *out.shape[1:])
+    return out
+
+
+def check_labels(y: Tensor, num_classes: int, name: str = "y") -> None:
+    """Raise ``ValueError`` unless every label is an integer in ``[0, num_classes)``.
+
+    >>> check_labels(torch.tensor([0, 2]), 3)
+    >>> check_labels(torch.tensor([0, 3]), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: y must hold class ids in [0, 3), got values in [0, 3]
+    """
+    if y.is_floating_point():
+        raise TypeError(f"{name} must be an integer tensor of class ids, got dtype {y.dtype}")
+    if y.numel() == 0:
+        return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"{name} must hold class ids in [0, {num_classes}), got values in [{lo}, {hi}]")
