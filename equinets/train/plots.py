@@ -1,0 +1,41 @@
+"""Matplotlib plots of a run's ``metrics.csv`` (loss and every metric against epochs)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+__all__ = ["plot_curves"]
+
+
+def plot_curves(metrics_csv: str | Path, out_png: str | Path) -> Path:
+    """Plot train/eval curves from ``metrics_csv`` into ``out_png`` (Agg backend, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{metrics_csv} has no rows to plot")
+    epochs = [int(r["epoch"]) for r in rows]
+    names = sorted({k.split("_", 1)[1] for k in rows[0] if k.startswith(("train_", "eval_"))})
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for split in ("train", "eval"):
+            key = f"{split}_{name}"
+            if key in rows[0]:
+                vals = [float(r[key]) if r[key] not in ("", "nan") else float("nan") for r in rows]
+                ax.plot(epochs, vals, marker="o", ms=3, label=split)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out_png = Path(out_png)
+    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(out_png)
+    return out_png
