@@ -1,0 +1,68 @@
+"""Datasets (generated and file readers) and transforms for point clouds.
+
+* generated, no download: :class:`ShapesDataset` (``shapes``, classification of parametric
+  solids) and :class:`PartsDataset` (``parts``, ShapeNetPart-style part segmentation);
+* readers of user-supplied files: :class:`ModelNet40`, :class:`ShapeNetPart`, :class:`ScanObjectNN`
+  (layouts in ``datasets/README.md``);
+* :func:`create_dataset` builds any of them by name;
+* :mod:`equinets.data.transforms`: rotation protocols (I / z / SO3 / O3), jitter, scale, shift,
+  subsampling, unit-sphere normalisation, for a ``Data`` or a collated ``Batch``.
+
+Every item is a :class:`torch_geometric.data.Data` with ``pos`` ``(N, 3)`` float32, ``x`` ``(N, 3)``
+unit normals when the source has them, and ``y``: ``(1,)`` class id (classification) or ``(N,)``
+global part ids with ``category`` ``(1,)`` (segmentation).
+"""
+
+from __future__ import annotations
+
+from ._base import PointCloudDataset, SegmentationMixin
+from .modelnet import ModelNet40
+from .parts import PART_CATEGORIES, PART_CATEGORY_PARTS, PART_NAMES, PartsDataset, generate_parts
+from .registry import DATASETS, create_dataset, list_datasets
+from .scanobjectnn import SCANOBJECTNN_CLASSES, SCANOBJECTNN_VARIANTS, ScanObjectNN
+from .shapenetpart import SHAPENETPART_CATEGORIES, ShapeNetPart
+from .shapes import SHAPE_CLASSES, ShapesDataset, generate_shapes
+from .transforms import (
+    Compose,
+    Jitter,
+    NormalizeUnitSphere,
+    RandomRotate,
+    RandomScale,
+    RandomShift,
+    RandomSubsample,
+    SamplePoints,
+    Transform,
+    random_rotation_matrices,
+)
+
+__all__ = [
+    "PointCloudDataset",
+    "SegmentationMixin",
+    "ShapesDataset",
+    "PartsDataset",
+    "ModelNet40",
+    "ShapeNetPart",
+    "ScanObjectNN",
+    "create_dataset",
+    "list_datasets",
+    "DATASETS",
+    "generate_shapes",
+    "generate_parts",
+    "SHAPE_CLASSES",
+    "PART_CATEGORIES",
+    "PART_CATEGORY_PARTS",
+    "PART_NAMES",
+    "SHAPENETPART_CATEGORIES",
+    "SCANOBJECTNN_CLASSES",
+    "SCANOBJECTNN_VARIANTS",
+    "Transform",
+    "Compose",
+    "RandomRotate",
+    "Jitter",
+    "RandomScale",
+    "RandomShift",
+    "RandomSubsample",
+    "SamplePoints",
+    "NormalizeUnitSphere",
+    "random_rotation_matrices",
+]

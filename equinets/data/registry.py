@@ -1,0 +1,50 @@
+"""Datasets by name: ``create_dataset("shapes", root, split, **kwargs)`` (timm's ``create_model`` habit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._base import PointCloudDataset
+from .modelnet import ModelNet40
+from .parts import PartsDataset
+from .scanobjectnn import ScanObjectNN
+from .shapenetpart import ShapeNetPart
+from .shapes import ShapesDataset
+
+#: name -> dataset class; each class has ``task`` ("cls"/"seg") and ``up_axis`` ("z"/"y").
+DATASETS: dict[str, type[PointCloudDataset]] = {
+    "shapes": ShapesDataset,
+    "parts": PartsDataset,
+    "modelnet40": ModelNet40,
+    "shapenetpart": ShapeNetPart,
+    "scanobjectnn": ScanObjectNN,
+}
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`create_dataset`.
+
+    >>> list_datasets()
+    ['modelnet40', 'parts', 'scanobjectnn', 'shapenetpart', 'shapes']
+    """
+    return sorted(DATASETS)
+
+
+def create_dataset(
+    name: str, root: str | Path = "datasets", split: str = "train", **kwargs
+) -> PointCloudDataset:
+    """Build the dataset called ``name`` (case-insensitive) with ``root``, ``split`` and its keyword options.
+
+    >>> import tempfile
+    >>> ds = create_dataset("shapes", tempfile.mkdtemp(), "test", num_points=32, num_train=15, num_test=15)
+    >>> len(ds), ds.task, ds.up_axis
+    (15, 'cls', 'z')
+    >>> create_dataset("mnist")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown dataset 'mnist'; known: modelnet40, parts, scanobjectnn, shapenetpart, shapes
+    """
+    cls = DATASETS.get(name.lower())
+    if cls is None:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    return cls(root, split, **kwargs)
