@@ -1,0 +1,52 @@
+"""Build backbones by name (timm's ``create_model`` habit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+__all__ = ["register_model", "create_model", "list_models"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str, fn: Callable[..., nn.Module] | None = None):
+    """Register a model class or factory under ``name`` (lower-case); usable as a decorator.
+
+    >>> @register_model("my_tiny_model")
+    ... class Tiny(nn.Module):
+    ...     pass
+    >>> "my_tiny_model" in list_models()
+    True
+    """
+    key = name.lower()
+
+    def deco(f):
+        if key in _MODELS and _MODELS[key] is not f:
+            raise ValueError(f"a model named {key!r} is already registered ({_MODELS[key].__name__})")
+        _MODELS[key] = f
+        return f
+
+    return deco if fn is None else deco(fn)
+
+
+def list_models() -> list[str]:
+    """Sorted names of the registered models.
+
+    >>> [m for m in list_models() if m in ("dgcnn", "gnn", "pointnet")]
+    ['dgcnn', 'gnn', 'pointnet']
+    """
+    return sorted(_MODELS)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Instantiate the model registered as ``name`` with ``kwargs``.
+
+    >>> create_model("pointnet", out_channels=10)
+    PointNet(in_channels=0, out_channels=10, task='cls', channels=(64, 64, 64, 128), emb_dims=1024)
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _MODELS[key](**kwargs)
