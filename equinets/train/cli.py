@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "configs":
             print("\n".join(list_configs()))
             return 0
-    except (ConfigError, CheckpointError, RunExistsError, TrainingDiverged, FileNotFoundError, ValueError) as e:
+    except (ConfigError, CheckpointError, RunExistsError, TrainingDiverged, OSError, ValueError, KeyError) as e:
         print(f"equinets {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 1

@@ -120,17 +120,23 @@ def _transforms(cfg: dict, ds, train: bool):
     return Compose(tfs)
 
 
-class _Shard(torch.utils.data.Dataset):
-    """Every ``world``-th item starting at ``rank``: evaluation shards with no padding or duplicates."""
+class _EvalShard(torch.utils.data.Dataset):
+    """Items ``rank, rank + world, ...`` of ``ds``, each under its own fixed test transform.
 
-    def __init__(self, ds, rank: int, world: int):
-        self.ds, self.idx = ds, list(range(rank, len(ds), world))
+    Item ``i``'s test rotation is drawn from a generator seeded by ``(seed, i)``, so the evaluation
+    set is the same in every epoch, run and world size; shards have no padding or duplicates.
+    """
+
+    def __init__(self, ds, tf, seed: int, rank: int, world: int):
+        self.ds, self.tf, self.seed, self.idx = ds, tf, seed, list(range(rank, len(ds), world))
 
     def __len__(self):
         return len(self.idx)
 
     def __getitem__(self, i):
-        return self.ds[self.idx[i]]
+        j = self.idx[i]
+        gen = torch.Generator().manual_seed(_epoch_seed(self.seed, 0, 0, 7919) + j)
+        return self.tf(self.ds[j], generator=gen)
 
 
 def _forward(model, batch, cfg):
@@ -175,14 +181,12 @@ def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInf
 
     device = device or next(model.parameters()).device
     model.eval()
-    tf = _transforms(cfg, ds, train=False)
-    gen = torch.Generator().manual_seed(_epoch_seed(cfg["seed"], 0, dist_info.rank, 7919))
-    shard = _Shard(ds, dist_info.rank, dist_info.world_size)
+    shard = _EvalShard(ds, _transforms(cfg, ds, train=False), cfg["seed"], dist_info.rank, dist_info.world_size)
     loader = DataLoader(shard, batch_size=cfg["eval_batch_size"], shuffle=False, num_workers=cfg["num_workers"])
     meter = _meter(cfg, ds)
     num_out = _num_outputs(cfg, ds)
     for batch in loader:
-        batch = tf(batch, generator=gen).to(device)
+        batch = batch.to(device)
         out = _forward(model, batch, cfg)
         loss, n = _loss_and_update(out, batch, cfg, meter, num_out)
         meter.add_loss(loss, n)
@@ -324,7 +328,7 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 loss, n = _loss_and_update(out, batch, cfg, meter, num_out)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        f"loss is {float(loss)} at epoch {epoch + 1}, step {step}; stopping without saving, "
+                        f"loss is {float(loss.detach())} at epoch {epoch + 1}, step {step}; stopping without saving, "
                         f"so {str(out_dir)!r} keeps the checkpoints of the last good epoch")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

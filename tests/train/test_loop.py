@@ -1,0 +1,205 @@
+"""End-to-end runs of the training loop on tiny generated data (seconds each)."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from equinets.train import (CheckpointError, RunExistsError, TrainingDiverged, load_checkpoint, resolve_config,
+                            train)
+from equinets.train.cli import main
+
+TINY = ["num_points=48", "dataset_kwargs.num_train=60", "dataset_kwargs.num_test=30", "batch_size=16",
+        "eval_batch_size=32", "epochs=3", "jitter=0.01"]
+
+
+def _cfg(root, *extra):
+    return resolve_config("shapes-pointnet", TINY + [f"data_root={root}", *extra])
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in csv.DictReader(f)]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def test_run_directory_holds_config_metrics_plots_and_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    final = train(_cfg(tmp_path / "data"), out)
+    for f in ("config.yaml", "metrics.csv", "curves.png", "last.pt", "best.pt"):
+        assert (out / f).is_file(), f
+    rows = _rows(out / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert 0.0 <= final["acc"] <= 1.0 and 0.0 <= final["balanced_acc"] <= 1.0
+    assert float(rows[-1]["eval_acc"]) == pytest.approx(final["acc"])
+    best = load_checkpoint(out / "best.pt")
+    assert best["best"] == pytest.approx(max(float(r["eval_acc"]) for r in rows))
+
+
+def test_same_seed_same_result_on_cpu(tmp_path):
+    a = train(_cfg(tmp_path / "data", "epochs=2"), tmp_path / "a")
+    b = train(_cfg(tmp_path / "data", "epochs=2"), tmp_path / "b")
+    assert a == b
+    sa, sb = load_checkpoint(tmp_path / "a/last.pt")["model"], load_checkpoint(tmp_path / "b/last.pt")["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path):
+    # every run is a fresh process with the same thread count (CPU results are bitwise
+    # deterministic for a fixed number of threads)
+    data = tmp_path / "data"
+    run = [sys.executable, "-m", "equinets", "train", *TINY, f"data_root={data}"]
+    r = subprocess.run(run + ["--out", str(tmp_path / "full")], env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # a real process, killed with SIGKILL in the middle of epoch 2 (after epoch 1's checkpoint)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from equinets.train import resolve_config, train
+        cfg = resolve_config("shapes-pointnet", {TINY!r} + ["data_root={data}"])
+        def hook(epoch, step):
+            if epoch == 1 and step == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+        train(cfg, "{tmp_path / 'killed'}", _after_step=hook)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True)
+    assert r.returncode == -9, r.stderr
+    assert load_checkpoint(tmp_path / "killed/last.pt")["epoch"] == 1  # only the unfinished epoch is lost
+    r = subprocess.run([sys.executable, "-m", "equinets", "train", "--out", str(tmp_path / "killed"), "--resume"],
+                       env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert _rows(tmp_path / "killed/metrics.csv") == _rows(tmp_path / "full/metrics.csv")
+    a = load_checkpoint(tmp_path / "full/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "killed/last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_can_extend_epochs(tmp_path):
+    train(_cfg(tmp_path / "data", "epochs=1"), tmp_path / "r")
+    train(None, tmp_path / "r", resume=True, epochs=2)
+    assert [int(r["epoch"]) for r in _rows(tmp_path / "r/metrics.csv")] == [1, 2]
+
+
+def test_diverged_run_never_overwrites_good_checkpoints(tmp_path, monkeypatch):
+    import equinets.train.loop as loop
+
+    out = tmp_path / "run"
+    train(_cfg(tmp_path / "data", "epochs=1"), out)
+    before = {f: (out / f).read_bytes() for f in ("last.pt", "best.pt", "metrics.csv")}
+    models = []
+    build = loop.build_model
+    monkeypatch.setattr(loop, "build_model", lambda cfg, ds: models.append(build(cfg, ds)) or models[-1])
+
+    def poison(epoch, step):
+        with torch.no_grad():
+            for p in models[0].parameters():
+                p.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="keeps the checkpoints of the last good epoch"):
+        train(None, out, resume=True, epochs=2, _after_step=poison)
+    assert {f: (out / f).read_bytes() for f in before} == before
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path):
+    out = tmp_path / "run"
+    train(_cfg(tmp_path / "data", "epochs=1"), out)
+    before = (out / "last.pt").read_bytes()
+    with pytest.raises(RunExistsError, match="already holds a run"):
+        train(_cfg(tmp_path / "data", "epochs=1"), out)
+    assert (out / "last.pt").read_bytes() == before
+    assert main(["train", "--out", str(out), "epochs=1", f"data_root={tmp_path / 'data'}"]) == 2
+
+
+def test_corrupt_checkpoint_on_resume_and_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(_cfg(tmp_path / "data", "epochs=1"), out)
+    good = (out / "last.pt").read_bytes()
+    (out / "last.pt").write_bytes(good[:1000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        train(None, out, resume=True)
+    assert main(["eval", "--checkpoint", str(out / "last.pt")]) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
+
+
+def test_eval_cli_reproduces_final_metrics_and_takes_test_rotation(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    final = train(_cfg(tmp_path / "data", "epochs=1"), out)
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "last.pt")]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["acc"] == pytest.approx(final["acc"], abs=1e-12)
+    assert main(["eval", "--checkpoint", str(out / "last.pt"), "test_rotation=SO3"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_rotation"] == "SO3"
+
+
+def test_missing_dataset_root_is_a_clear_cli_error(tmp_path, capsys):
+    code = main(["train", "--out", str(tmp_path / "r"), "dataset=modelnet40", f"data_root={tmp_path / 'nowhere'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "datasets/README.md" in err
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_labels_out_of_range_in_a_dataset_file_are_named(tmp_path):
+    root = tmp_path / "mn" / "modelnet40_ply_hdf5_2048"
+    root.mkdir(parents=True)
+    names = [f"c{i}" for i in range(40)]
+    (root / "shape_names.txt").write_text("\n".join(names) + "\n")
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        with h5py.File(root / f"ply_data_{split}0.h5", "w") as f:
+            f["data"] = rng.standard_normal((8, 64, 3)).astype(np.float32)
+            f["label"] = np.array([[0], [1], [45], [2], [3], [4], [5], [6]], dtype=np.uint8)
+    cfg = resolve_config("shapes-pointnet", ["dataset=modelnet40", f"data_root={tmp_path / 'mn'}", "num_points=32",
+                                             "epochs=1", "batch_size=8"])
+    with pytest.raises(ValueError, match=r"ply_hdf5_2048: labels in \[0, 45\] but 40 class names"):
+        train(cfg, tmp_path / "run")
+
+
+def test_segmentation_and_regression_tasks_train(tmp_path):
+    seg = resolve_config("parts-pointnet", ["num_points=48", "dataset_kwargs.num_train=40",
+                                            "dataset_kwargs.num_test=20", "epochs=1", "batch_size=10",
+                                            f"data_root={tmp_path / 'data'}"])
+    m = train(seg, tmp_path / "seg")
+    assert 0 <= m["instance_miou"] <= 1 and 0 <= m["class_miou"] <= 1 and 0 <= m["point_acc"] <= 1
+    reg = resolve_config("shapes-extent-reg", TINY + ["epochs=1", f"data_root={tmp_path / 'data'}"])
+    m = train(reg, tmp_path / "reg")
+    assert m["mse"] >= 0 and np.isfinite(m["mse"])
+
+
+def test_ddp_two_processes_on_cpu_match_single_process_eval(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    assert torchrun is not None
+    out = tmp_path / "ddp"
+    args = ["--standalone", "--nproc_per_node=2", "-m", "equinets", "train", "--out", str(out),
+            f"data_root={tmp_path / 'data'}", *TINY, "epochs=2"]
+    r = subprocess.run([torchrun, *args], env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = _rows(out / "metrics.csv")
+    assert [int(x["epoch"]) for x in rows] == [1, 2]
+    ck = load_checkpoint(out / "last.pt")
+    assert not any(k.startswith("module.") for k in ck["model"])  # saved unwrapped
+    # the all-reduced DDP evaluation equals a single-process evaluation of the same weights
+    r = subprocess.run([sys.executable, "-m", "equinets", "eval", "--checkpoint", str(out / "last.pt")],
+                       env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    single = json.loads(r.stdout.strip().splitlines()[-1])
+    assert single["acc"] == pytest.approx(float(rows[-1]["eval_acc"]), abs=1e-12)
+    assert single["loss"] == pytest.approx(float(rows[-1]["eval_loss"]), rel=1e-6)
