@@ -33,8 +33,23 @@ def global_max_pool(x: Tensor, batch: Tensor | None = None, size: int | None = N
         [[3.0], [2.0]]
     """
     batch, size = _prep(x, batch, size)
-    out = x.new_zeros(size, x.shape[1])
-    return out.scatter_reduce(0, batch.unsqueeze(1).expand_as(x), x, reduce="amax", include_self=False)
+    N, C = x.shape
+    if size == 0 or N == 0:
+        return x.new_zeros(size, C)
+    counts = torch.bincount(batch, minlength=size)
+    n_max = int(counts.max())
+    if N == size * n_max and bool((batch[1:] >= batch[:-1]).all()):
+        # equal-size sorted clouds (the common case): a reshape, whose amax backward is cheap
+        return x.reshape(size, n_max, C).amax(1)
+    # ragged or unsorted: scatter into a -inf padded (B, n_max, C) block, then amax
+    order = torch.argsort(batch, stable=True)
+    ptr = torch.cumsum(counts, 0) - counts
+    slot = torch.empty_like(batch)
+    slot[order] = torch.arange(N, device=x.device) - ptr[batch[order]]
+    dense = x.new_full((size, n_max, C), float("-inf"))
+    dense = dense.index_put((batch, slot), x)
+    out = dense.amax(1)
+    return torch.where(counts.unsqueeze(1) > 0, out, torch.zeros_like(out))
 
 
 def global_add_pool(x: Tensor, batch: Tensor | None = None, size: int | None = None) -> Tensor:
