@@ -2,6 +2,8 @@
 
 * generated, no download: :class:`ShapesDataset` (``shapes``, classification of parametric
   solids) and :class:`PartsDataset` (``parts``, ShapeNetPart-style part segmentation);
+* generated regression: :class:`NBody` (``nbody``, EGNN's charged-particle N-body task) and
+  :func:`nbody_baselines`;
 * readers of user-supplied files: :class:`ModelNet40`, :class:`ShapeNetPart`, :class:`ScanObjectNN`
   (layouts in ``datasets/README.md``);
 * :func:`create_dataset` builds any of them by name;
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from ._base import PointCloudDataset, SegmentationMixin
 from .modelnet import ModelNet40
+from .nbody import NBody, nbody_baselines
 from .parts import PART_CATEGORIES, PART_CATEGORY_PARTS, PART_NAMES, PartsDataset, generate_parts
 from .registry import DATASETS, create_dataset, list_datasets
 from .scanobjectnn import SCANOBJECTNN_CLASSES, SCANOBJECTNN_VARIANTS, ScanObjectNN
@@ -43,6 +46,8 @@ __all__ = [
     "ModelNet40",
     "ShapeNetPart",
     "ScanObjectNN",
+    "NBody",
+    "nbody_baselines",
     "create_dataset",
     "list_datasets",
     "DATASETS",

@@ -6,18 +6,20 @@ from pathlib import Path
 
 from ._base import PointCloudDataset
 from .modelnet import ModelNet40
+from .nbody import NBody
 from .parts import PartsDataset
 from .scanobjectnn import ScanObjectNN
 from .shapenetpart import ShapeNetPart
 from .shapes import ShapesDataset
 
-#: name -> dataset class; each class has ``task`` ("cls"/"seg") and ``up_axis`` ("z"/"y").
-DATASETS: dict[str, type[PointCloudDataset]] = {
+#: name -> dataset class; each class has ``task`` ("cls"/"seg"/"reg") and ``up_axis`` ("z"/"y").
+DATASETS: dict[str, type[PointCloudDataset] | type[NBody]] = {
     "shapes": ShapesDataset,
     "parts": PartsDataset,
     "modelnet40": ModelNet40,
     "shapenetpart": ShapeNetPart,
     "scanobjectnn": ScanObjectNN,
+    "nbody": NBody,
 }
 
 
@@ -25,14 +27,14 @@ def list_datasets() -> list[str]:
     """Names accepted by :func:`create_dataset`.
 
     >>> list_datasets()
-    ['modelnet40', 'parts', 'scanobjectnn', 'shapenetpart', 'shapes']
+    ['modelnet40', 'nbody', 'parts', 'scanobjectnn', 'shapenetpart', 'shapes']
     """
     return sorted(DATASETS)
 
 
 def create_dataset(
     name: str, root: str | Path = "datasets", split: str = "train", **kwargs
-) -> PointCloudDataset:
+) -> PointCloudDataset | NBody:
     """Build the dataset called ``name`` (case-insensitive) with ``root``, ``split`` and its keyword options.
 
     >>> import tempfile
@@ -42,7 +44,7 @@ def create_dataset(
     >>> create_dataset("mnist")
     Traceback (most recent call last):
     ...
-    ValueError: unknown dataset 'mnist'; known: modelnet40, parts, scanobjectnn, shapenetpart, shapes
+    ValueError: unknown dataset 'mnist'; known: modelnet40, nbody, parts, scanobjectnn, shapenetpart, shapes
     """
     cls = DATASETS.get(name.lower())
     if cls is None:
