@@ -175,11 +175,12 @@ def _meter(cfg, ds):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInfo = DistInfo()) -> dict:
+def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInfo | None = None) -> dict:
     """Evaluate ``model`` on ``ds`` under ``cfg['test_rotation']`` (fixed, seeded rotations)."""
     from torch_geometric.loader import DataLoader
 
     device = device or next(model.parameters()).device
+    dist_info = dist_info or DistInfo()
     model.eval()
     shard = _EvalShard(ds, _transforms(cfg, ds, train=False), cfg["seed"], dist_info.rank, dist_info.world_size)
     loader = DataLoader(shard, batch_size=cfg["eval_batch_size"], shuffle=False, num_workers=cfg["num_workers"])

@@ -1,0 +1,230 @@
+r"""PCA frames of point clouds for O(3), SO(3), E(3), SE(3), with a policy for degenerate spectra.
+
+From Puny, Atzmon, Ben-Hamu, Misra, Grover, Smith, Lipman, "Frame Averaging for Invariant and
+Equivariant Network Design" (ICLR 2022), Sec. 3.1 / App. B.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .._checks import as_points, check_finite
+
+__all__ = ["Frames", "pca_frames", "GROUPS", "DEGENERATE_POLICIES"]
+
+GROUPS = ("O3", "SO3", "E3", "SE3")
+DEGENERATE_POLICIES = ("blend", "none")
+
+
+class Frames(NamedTuple):
+    """Frames of a batch of clouds (all float64).
+
+    Attributes:
+        rotations: ``(B, F, 3, 3)`` orthogonal matrices :math:`R_g`, columns = signed (and, for the
+            degenerate sets, rotated) eigenvectors. The first ``F0`` (8 for O3/E3, 4 for SO3/SE3) are
+            the paper's sign frames.
+        weights: ``(B, F)`` non-negative frame weights, each row sums to 1; zero for unused frames.
+        centroid: ``(B, 3)`` (weighted) centroid; differentiable with respect to ``pos``.
+        translation: ``(B, 3)`` translation part :math:`t` of the frames: the centroid for E3/SE3,
+            zeros for O3/SO3 (the action is about the origin).
+        eigenvalues: ``(B, 3)`` ascending eigenvalues of the (weighted, normalised) covariance.
+        rel_gaps: ``(B, 2)`` relative eigen-gaps :math:`((\\lambda_2-\\lambda_1)/\\lambda_3,
+            (\\lambda_3-\\lambda_2)/\\lambda_3)` (0 when :math:`\\lambda_3 = 0`).
+        degenerate: ``(B,)`` bool, some relative gap is below ``tol`` (the degenerate policy acts).
+    """
+
+    rotations: Tensor
+    weights: Tensor
+    centroid: Tensor
+    translation: Tensor
+    eigenvalues: Tensor
+    rel_gaps: Tensor
+    degenerate: Tensor
+
+
+def _sign_mats(proper: bool) -> Tensor:
+    signs = [s for s in itertools.product((1.0, -1.0), repeat=3) if not proper or s[0] * s[1] * s[2] > 0]
+    return torch.diag_embed(torch.tensor(signs, dtype=torch.float64))
+
+
+def _signed_perms(proper: bool) -> Tensor:
+    """Signed permutation matrices without the diagonal ones: 40 (O3) or 20 (proper)."""
+    mats = []
+    for perm in itertools.permutations(range(3)):
+        if perm == (0, 1, 2):
+            continue
+        P = torch.eye(3, dtype=torch.float64)[:, list(perm)]
+        for s in itertools.product((1.0, -1.0), repeat=3):
+            M = P * torch.tensor(s, dtype=torch.float64)
+            if not proper or torch.linalg.det(M) > 0:
+                mats.append(M)
+    return torch.stack(mats)
+
+
+def _plane_rots(i: int, j: int, m: int) -> Tensor:
+    """Rotations by ``pi k / m``, ``k = 1..m-1``, in the (e_i, e_j) plane."""
+    th = torch.arange(1, m, dtype=torch.float64) * torch.pi / m
+    R = torch.eye(3, dtype=torch.float64).repeat(m - 1, 1, 1)
+    R[:, i, i], R[:, j, j] = th.cos(), th.cos()
+    R[:, i, j], R[:, j, i] = -th.sin(), th.sin()
+    return R
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """Default relative eigen-gap tolerance: ``sqrt(eps)`` of the input dtype (3.5e-4 f32, 1.5e-8 f64)."""
+    return float(torch.finfo(dtype).eps) ** 0.5
+
+
+def pca_frames(
+    pos,
+    batch: Tensor | None = None,
+    group: str = "E3",
+    weights: Tensor | None = None,
+    *,
+    tol: float | None = None,
+    degenerate: str = "blend",
+    num_angles: int = 4,
+) -> Frames:
+    r"""PCA frames :math:`\mathcal{F}(X) \subset G` per cloud, with :math:`\mathcal{F}(gX) = g\mathcal{F}(X)`.
+
+    Puny et al., ICLR 2022, Sec. 3.1. With (weighted) centroid :math:`t = \sum_i w_i x_i / \sum_i w_i`,
+    covariance :math:`C = \sum_i w_i (x_i - t)(x_i - t)^\top / \sum_i w_i = V \Lambda V^\top`
+    (``torch.linalg.eigh`` in float64, ascending :math:`\lambda_1 \le \lambda_2 \le \lambda_3`), the
+    frame of a simple spectrum is
+
+    .. math::
+        \mathcal{F}(X) = \{\, (V \operatorname{diag}(\alpha),\ t) : \alpha \in \{\pm 1\}^3 \,\}
+
+    (8 elements for O3/E3; for SO3/SE3, :math:`V` is made proper and only the 4 :math:`\alpha` with
+    :math:`\alpha_1\alpha_2\alpha_3 = 1` are kept). For O3/SO3 the translation part is 0: the group
+    acts about the origin, so positions are not centred (the covariance is still the centred one,
+    which is equally equivariant). Frames are computed from detached positions; only ``centroid`` /
+    ``translation`` carry gradients.
+
+    **Degenerate spectra** (``degenerate="blend"``). With relative gaps
+    :math:`g_{12} = (\lambda_2-\lambda_1)/\lambda_3`, :math:`g_{23} = (\lambda_3-\lambda_2)/\lambda_3`
+    and :math:`d_{ij} = 1 - s(g_{ij}/\mathrm{tol})` (:math:`s(u) = 3u^2 - 2u^3` on ``[0, 1]``, so
+    :math:`d = 1` at a double eigenvalue and 0 once the gap reaches ``tol``), the frame is a weighted
+    mixture of four equivariantly-defined sets,
+
+    * :math:`S_0`: the sign frames, weight :math:`(1-d_{12})(1-d_{23})`;
+    * :math:`S_{12}`: :math:`V R_{12}(\pi k/m) \operatorname{diag}(\alpha)`, :math:`k < m`
+      (``m = num_angles``), a uniform grid of the O(2) that the eigenspace of a double
+      :math:`\lambda_1 = \lambda_2` leaves free, weight :math:`d_{12}(1-d_{23})`; likewise
+      :math:`S_{23}`;
+    * :math:`S_{123}`: :math:`V P` for the 48 (24 proper) signed permutation matrices :math:`P`
+      (octahedral group), weight :math:`d_{12} d_{23}` (a triple eigenvalue: 1 point, duplicated
+      points, cube vertices, sphere samples).
+
+    The set weights are functions of the eigenvalues (invariants) and vary continuously, so the
+    averaged output does not jump when a gap crosses ``tol``. Guarantee: with both gaps :math:`\ge`
+    ``tol`` the frame is exactly the paper's (exact equivariance up to rounding, error about
+    :math:`\epsilon/g`); below, the sets are equivariant up to the arbitrary basis ``eigh`` picks
+    inside a degenerate eigenspace, so averaging is exact for transformations that map that basis to
+    a grid point (rotations by multiples of :math:`\pi/m` about the distinct axis, the octahedral
+    group for a triple) and otherwise approximate, the error being the variation of the average with
+    the basis offset (it shrinks as ``num_angles`` grows and as the backbone gets smoother). Outputs
+    and gradients stay finite for every cloud with at least one point. ``degenerate="none"`` keeps
+    only :math:`S_0` (the paper's code; unstable near degeneracy).
+
+    Args:
+        pos: ``(N, 3)``, ``(B, N, 3)`` or ``Data``.
+        batch: ``(N,)`` sorted cloud ids for flat ``pos``.
+        group: ``"O3"``, ``"SO3"``, ``"E3"`` or ``"SE3"``.
+        weights: optional ``(N,)`` (or ``(B, N)``) non-negative point weights (e.g. soft part
+            memberships); a cloud whose weights sum to 0 falls back to uniform weights.
+        tol: relative eigen-gap below which the degenerate policy starts to act; default
+            ``sqrt(finfo(pos.dtype).eps)``, where the float rounding error of a PCA frame
+            (:math:`\approx \epsilon/g`) reaches :math:`\sqrt{\epsilon}`.
+        degenerate: ``"blend"`` (above) or ``"none"``.
+        num_angles: ``m``, grid points per half-turn in a degenerate plane (``>= 1``).
+
+    Shapes:
+        ``rotations`` ``(B, F, 3, 3)`` with ``F = F0`` for ``"none"`` and ``F = F0 (2m + 4)`` for
+        ``"blend"`` (``F0`` = 8 or 4); ``weights`` ``(B, F)``; ``centroid``, ``translation``,
+        ``eigenvalues`` ``(B, 3)``; ``rel_gaps`` ``(B, 2)``; ``degenerate`` ``(B,)``.
+
+    Example:
+        >>> pos = torch.randn(2, 50, 3) * torch.tensor([1.0, 2.0, 3.0])
+        >>> fr = pca_frames(pos, group="SO3", degenerate="none")
+        >>> fr.rotations.shape, fr.weights[0].tolist()
+        (torch.Size([2, 4, 3, 3]), [0.25, 0.25, 0.25, 0.25])
+        >>> torch.linalg.det(fr.rotations).round().tolist()
+        [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
+        >>> fr = pca_frames(torch.ones(4, 3))  # four copies of one point: a triple eigenvalue
+        >>> fr.rotations.shape, bool(fr.degenerate), round(float(fr.weights.sum()), 6)
+        (torch.Size([1, 96, 3, 3]), True, 1.0)
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    if degenerate not in DEGENERATE_POLICIES:
+        raise ValueError(f"degenerate must be one of {DEGENERATE_POLICIES}, got {degenerate!r}")
+    if isinstance(num_angles, bool) or not isinstance(num_angles, int) or num_angles < 1:
+        raise ValueError(f"num_angles must be an integer >= 1, got {num_angles!r}")
+    inp = as_points(pos, None, batch)
+    tol = default_tol(inp.pos.dtype) if tol is None else float(tol)
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    B, b = inp.num_graphs, inp.batch
+    dev = inp.pos.device
+    p = inp.pos.to(torch.float64)  # differentiable, for the centroid
+    if weights is None:
+        w = p.new_ones(p.shape[0])
+    else:
+        if not isinstance(weights, Tensor) or weights.numel() != p.shape[0]:
+            got = tuple(weights.shape) if isinstance(weights, Tensor) else type(weights).__name__
+            raise ValueError(f"weights must have one entry per point ({p.shape[0]}), got {got}")
+        w = weights.detach().reshape(-1).to(torch.float64)
+        check_finite(w, "weights")
+        if bool((w < 0).any()):
+            raise ValueError("weights must be non-negative, got a negative weight")
+    wsum = p.new_zeros(B).index_add_(0, b, w)
+    if bool((wsum <= 0).any()):
+        w = torch.where((wsum <= 0)[b], torch.ones_like(w), w)
+        wsum = p.new_zeros(B).index_add_(0, b, w)
+    centroid = p.new_zeros(B, 3).index_add(0, b, w[:, None] * p) / wsum[:, None]
+    d = (p - centroid[b]).detach()
+    cov = p.new_zeros(B, 3, 3).index_add_(0, b, w[:, None, None] * d[:, :, None] * d[:, None, :])
+    cov = cov / wsum[:, None, None]
+    evals, V = torch.linalg.eigh(0.5 * (cov + cov.mT))
+    evals = evals.clamp_min(0.0)
+    proper = group in ("SO3", "SE3")
+    if proper:
+        V = V * torch.linalg.det(V).sign()[:, None, None]  # flips the first column where det = -1
+    S = _sign_mats(proper).to(dev)  # (F0, 3, 3)
+    F0 = S.shape[0]
+    scale = evals[:, 2]
+    gaps = torch.stack([evals[:, 1] - evals[:, 0], evals[:, 2] - evals[:, 1]], dim=1)
+    rel = torch.where(scale[:, None] > 0, gaps / scale.clamp_min(torch.finfo(torch.float64).tiny)[:, None],
+                      torch.zeros_like(gaps))
+    translation = centroid if group in ("E3", "SE3") else torch.zeros_like(centroid)
+    if degenerate == "none":
+        rot = V[:, None] @ S  # (B, F0, 3, 3)
+        wts = p.new_full((B, F0), 1.0 / F0)
+        return Frames(rot, wts, centroid, translation, evals, rel, rel.new_zeros(B, dtype=torch.bool))
+    m = num_angles
+    u = (rel / tol).clamp(0.0, 1.0)
+    dg = 1.0 - u * u * (3.0 - 2.0 * u)  # (B, 2): 1 when degenerate, 0 when gap >= tol
+    d12, d23 = dg[:, 0], dg[:, 1]
+    w0, w12 = (1 - d12) * (1 - d23), d12 * (1 - d23)
+    w23, w123 = (1 - d12) * d23, d12 * d23
+    g12 = (_plane_rots(0, 1, m).to(dev)[:, None] @ S).reshape(-1, 3, 3)  # (F0 (m-1), 3, 3)
+    g23 = (_plane_rots(1, 2, m).to(dev)[:, None] @ S).reshape(-1, 3, 3)
+    g123 = _signed_perms(proper).to(dev)  # (5 F0, 3, 3)
+    cand = torch.cat([S, g12, g23, g123])  # (F, 3, 3)
+    rot = V[:, None] @ cand
+    n12, n123 = g12.shape[0], g123.shape[0]
+    wts = torch.cat(
+        [
+            (w0 / F0 + (w12 + w23) / (m * F0) + w123 / (6 * F0))[:, None].expand(B, F0),
+            (w12 / (m * F0))[:, None].expand(B, n12),
+            (w23 / (m * F0))[:, None].expand(B, n12),
+            (w123 / (6 * F0))[:, None].expand(B, n123),
+        ],
+        dim=1,
+    )
+    return Frames(rot, wts, centroid, translation, evals, rel, (rel < tol).any(dim=1))
