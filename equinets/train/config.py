@@ -47,10 +47,16 @@ DEFAULTS: dict[str, Any] = {
     "data_root": "datasets",
     "dataset_kwargs": {},
     "num_points": 1024,
-    "use_normals": False,
+    "use_features": False,  # pass data.x (normals, velocities, ...) to the model
+    "output_level": "auto",  # auto: per point for seg, per cloud for cls/reg; or cloud / point
     "target": "extent",  # regression target attribute of each Data
     "model": "pointnet",
     "model_kwargs": {},
+    "frame_averaging": None,  # None, or the group of a FrameAveraging wrapper: O3, SO3, E3, SE3
+    "fa_irreps_in": None,  # e3nn irreps of data.x for the wrapper, e.g. "1o" for normals
+    "fa_irreps_out": None,  # e3nn irreps of the output (None: invariant scalars)
+    "fa_position_output": False,  # outputs are positions: the centroid is added back
+    "fa_num_samples": 0,  # > 0: that many sampled frames per cloud in training (stochastic FA)
     "train_rotation": "I",
     "test_rotation": "I",
     "up_axis": None,  # None = the dataset's own up axis
@@ -89,6 +95,8 @@ CHOICES: dict[str, tuple] = {
     "scheduler": ("cosine", "step", "none"),
     "device": ("auto", "cpu", "cuda"),
     "eval_split": ("test", "val"),
+    "output_level": ("auto", "cloud", "point"),
+    "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
 }
 
 _POSITIVE_INT = ("num_points", "epochs", "batch_size", "eval_batch_size", "step_size")
@@ -180,14 +188,14 @@ def validate_config(cfg: dict) -> dict:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"config key {key!r} must be a non-negative number, got {v!r}")
         out[key] = float(v)
-    for key in ("seed", "num_workers", "log_every"):
+    for key in ("seed", "num_workers", "log_every", "fa_num_samples"):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ConfigError(f"config key {key!r} must be a non-negative integer, got {v!r}")
     for key in ("model_kwargs", "dataset_kwargs"):
         if not isinstance(out[key], dict):
             raise ConfigError(f"config key {key!r} must be a mapping, got {out[key]!r}")
-    for key in ("use_normals", "deterministic"):
+    for key in ("use_features", "deterministic", "fa_position_output"):
         if not isinstance(out[key], bool):
             raise ConfigError(f"config key {key!r} must be true or false, got {out[key]!r}")
     if out["scale_low"] > out["scale_high"]:
@@ -195,6 +203,15 @@ def validate_config(cfg: dict) -> dict:
     for key in ("name", "dataset", "model", "data_root", "target"):
         if not isinstance(out[key], str) or not out[key]:
             raise ConfigError(f"config key {key!r} must be a non-empty string, got {out[key]!r}")
+    for key in ("fa_irreps_in", "fa_irreps_out"):
+        if out[key] is not None:
+            from e3nn import o3
+
+            try:
+                o3.Irreps(out[key])
+            except (ValueError, AssertionError) as e:
+                raise ConfigError(f"config key {key!r} must be e3nn irreps like '1o' or '2x0e + 1o', "
+                                  f"got {out[key]!r} ({e})") from None
     return out
 
 

@@ -64,13 +64,18 @@ def build_datasets(cfg: dict, splits=("train", "eval")):
     """Create the train and evaluation datasets of a config (generated data is cached under ``data_root``)."""
     from ..data import create_dataset
 
+    import inspect
+
+    from ..data import DATASETS
+
+    cls = DATASETS.get(cfg["dataset"])
+    kw = dict(cfg["dataset_kwargs"])
+    if cls is not None and "num_points" in inspect.signature(cls).parameters:
+        kw.setdefault("num_points", cfg["num_points"])
     out = []
     for s in splits:
         split = "train" if s == "train" else cfg["eval_split"]
-        out.append(
-            create_dataset(cfg["dataset"], root=cfg["data_root"], split=split, num_points=cfg["num_points"],
-                           **cfg["dataset_kwargs"])
-        )
+        out.append(create_dataset(cfg["dataset"], root=cfg["data_root"], split=split, **kw))
     ds = out[0]
     ds_task = getattr(ds, "task", "cls")
     if cfg["task"] == "seg" and ds_task != "seg":
@@ -84,8 +89,15 @@ def build_datasets(cfg: dict, splits=("train", "eval")):
 
 def _num_outputs(cfg: dict, ds) -> int:
     if cfg["task"] == "reg":
-        return int(getattr(ds[0], cfg["target"]).reshape(1, -1).shape[-1])
+        t = getattr(ds[0], cfg["target"])
+        return int(t.shape[-1]) if _point_level(cfg) else int(t.reshape(1, -1).shape[-1])
     return int(ds.num_classes)
+
+
+def _point_level(cfg: dict) -> bool:
+    if cfg["output_level"] == "auto":
+        return cfg["task"] == "seg"
+    return cfg["output_level"] == "point"
 
 
 def build_model(cfg: dict, ds) -> nn.Module:
@@ -96,13 +108,26 @@ def build_model(cfg: dict, ds) -> nn.Module:
     kwargs = dict(cfg["model_kwargs"])
     if seg and getattr(ds, "num_categories", 0) and "num_categories" not in kwargs:
         kwargs["num_categories"] = int(ds.num_categories)
-    if cfg["use_normals"] and getattr(ds[0], "x", None) is None:
-        raise ValueError(f"use_normals=true but {cfg['dataset']!r} items have no normals (data.x)")
+    x0 = getattr(ds[0], "x", None)
+    if cfg["use_features"] and x0 is None:
+        raise ValueError(f"use_features=true but {cfg['dataset']!r} items have no features (data.x)")
+    in_channels = int(x0.reshape(x0.shape[0], -1).shape[1]) if cfg["use_features"] else 0
+    task = "seg" if _point_level(cfg) else "cls"
     try:
-        return create_model(cfg["model"], in_channels=3 if cfg["use_normals"] else 0,
-                            out_channels=_num_outputs(cfg, ds), task="seg" if seg else "cls", **kwargs)
+        model = create_model(cfg["model"], in_channels=in_channels, out_channels=_num_outputs(cfg, ds), task=task,
+                             **kwargs)
     except TypeError as e:
         raise ValueError(f"model {cfg['model']!r} rejected model_kwargs {cfg['model_kwargs']}: {e}") from None
+    if cfg["frame_averaging"] is not None:
+        from ..frames import FrameAveraging
+
+        if cfg["use_features"] and cfg["fa_irreps_in"] is None:
+            raise ValueError("frame_averaging with use_features=true needs fa_irreps_in, the e3nn irreps of data.x "
+                             "(e.g. '1o' for normals), so that features are rotated into each frame")
+        model = FrameAveraging(model, cfg["frame_averaging"], irreps_in=cfg["fa_irreps_in"] if cfg["use_features"]
+                               else None, irreps_out=cfg["fa_irreps_out"], position_output=cfg["fa_position_output"],
+                               task=task, num_samples=cfg["fa_num_samples"] or None)
+    return model
 
 
 def _transforms(cfg: dict, ds, train: bool):
@@ -140,7 +165,7 @@ class _EvalShard(torch.utils.data.Dataset):
 
 
 def _forward(model, batch, cfg):
-    x = batch.x if cfg["use_normals"] else None
+    x = batch.x if cfg["use_features"] else None
     kw = {}
     if cfg["task"] == "seg" and getattr(batch, "category", None) is not None:
         kw["category"] = batch.category.reshape(-1)
@@ -149,7 +174,11 @@ def _forward(model, batch, cfg):
 
 def _loss_and_update(out, batch, cfg, meter, num_out: int):
     if cfg["task"] == "reg":
-        target = getattr(batch, cfg["target"]).reshape(out.shape).to(out.dtype)
+        target = getattr(batch, cfg["target"])
+        if target.numel() != out.numel():
+            raise ValueError(f"regression target data.{cfg['target']} has {target.numel()} entries per batch but the "
+                             f"model gives {tuple(out.shape)}; check output_level (cloud or point)")
+        target = target.reshape(out.shape).to(out.dtype)
         loss = F.mse_loss(out, target)
         meter.update(out, target)
         n = out.shape[0]

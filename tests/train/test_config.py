@@ -34,7 +34,7 @@ def test_yaml_file_overrides_builtin_and_cli_overrides_both(tmp_path):
         ("lr=-1", r"'lr' must be a non-negative number, got -1"),
         ("optimizer=lbfgs", r"'optimizer' must be one of"),
         ("task=detect", r"'task' must be one of \['cls', 'seg', 'reg'\]"),
-        ("use_normals=maybe", r"'use_normals' must be true or false"),
+        ("use_features=maybe", r"'use_features' must be true or false"),
         ("foo.bar=1", r"only model_kwargs\.\* and dataset_kwargs\.\*"),
         ("noequals", r"must have the form key=value"),
     ],

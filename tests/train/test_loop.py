@@ -202,3 +202,25 @@ def test_ddp_two_processes_on_cpu_match_single_process_eval(tmp_path):
     single = json.loads(r.stdout.strip().splitlines()[-1])
     assert single["acc"] == pytest.approx(float(rows[-1]["eval_acc"]), abs=1e-12)
     assert single["loss"] == pytest.approx(float(rows[-1]["eval_loss"]), rel=1e-6)
+
+
+def test_frame_averaged_model_scores_the_same_under_any_test_rotation(tmp_path, capsys):
+    import json
+
+    cfg = resolve_config("shapes-fa-pointnet", TINY + ["epochs=1", f"data_root={tmp_path / 'data'}",
+                                                       "model_kwargs.emb_dims=64"])
+    train(cfg, tmp_path / "fa")
+    got = {}
+    for rot in ("I", "z", "SO3", "O3"):
+        capsys.readouterr()
+        assert main(["eval", "--checkpoint", str(tmp_path / "fa/last.pt"), f"test_rotation={rot}"]) == 0
+        got[rot] = json.loads(capsys.readouterr().out)
+    for rot in ("z", "SO3", "O3"):  # E(3)-invariant: identical predictions, loss equal to float32 rounding
+        assert got[rot]["acc"] == got["I"]["acc"]
+        assert got[rot]["loss"] == pytest.approx(got["I"]["loss"], rel=1e-4)
+
+
+def test_frame_averaging_needs_feature_irreps(tmp_path):
+    cfg = resolve_config("shapes-fa-pointnet", TINY + ["use_features=true", f"data_root={tmp_path / 'data'}"])
+    with pytest.raises(ValueError, match="needs fa_irreps_in"):
+        train(cfg, tmp_path / "r")
