@@ -15,6 +15,174 @@ from .pool import global_max_pool, global_mean_pool
 __all__ = ["DGCNN", "EdgeConv"]
 
 
+def _batch_norm_factor(norm: nn.BatchNorm1d) -> tuple[bool, float]:
+    """``nn.BatchNorm1d.forward``'s bookkeeping: whether batch statistics are used, and the running
+    average factor (``num_batches_tracked`` is advanced here, as ``BatchNorm1d`` does)."""
+    factor = 0.0 if norm.momentum is None else norm.momentum
+    if norm.training and norm.track_running_stats and norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(1)
+        factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+    use_batch = norm.training or (norm.running_mean is None and norm.running_var is None)
+    return use_batch, factor
+
+
+class _GatherMaxSum(torch.autograd.Function):
+    """``M_i = max_{j in N(i)} w_j`` and ``S_i = sum_{j in N(i)} w_j`` (per channel) with a lean backward.
+
+    The gathered ``(E, C)`` neighbour features are kept for the backward, which turns them in place
+    into the per-edge gradient (ties of the max share its gradient evenly, as ``amax`` does) and sums
+    it per neighbour with one ``embedding_bag`` over the edges sorted by neighbour: no further
+    ``(E, C)`` allocations. ``k`` given: dense graph, ``col`` ``(P k,)`` centre-major; otherwise
+    ``ie`` holds each edge's centre.
+    """
+
+    @staticmethod
+    def forward(ctx, w: Tensor, col: Tensor, ie: Tensor | None, k: int | None, want_sum: bool):
+        P, C = w.shape
+        g = w.index_select(0, col)
+        if k is not None:
+            gv = g.view(P, k, C)
+            m = gv.amax(1)
+            ssum = gv.sum(1) if want_sum else w.new_zeros(0)
+        else:
+            at = ie.view(-1, 1).expand_as(g)
+            m = w.new_zeros(P, C).scatter_reduce_(0, at, g, "amax", include_self=False)
+            ssum = w.new_zeros(P, C).index_add_(0, ie, g) if want_sum else w.new_zeros(0)
+        ctx.k = k
+        ctx.g = g if ctx.needs_input_grad[0] else None
+        ctx.save_for_backward(w, col, ie, m)
+        if not want_sum:
+            ctx.mark_non_differentiable(ssum)
+        return m, ssum
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_m: Tensor | None, grad_s: Tensor | None):
+        w, col, ie, m = ctx.saved_tensors
+        g, ctx.g = ctx.g, None
+        if g is None:  # a second backward (retain_graph): gather again
+            g = w.index_select(0, col)
+        P, C = w.shape
+        if grad_s is not None and grad_s.numel() == 0:
+            grad_s = None
+        if ctx.k is not None:
+            gv = g.view(P, ctx.k, C)
+            gv.eq_(m.unsqueeze(1))  # 1 where the edge attains the max
+            if grad_m is None:
+                gv.zero_()
+            else:
+                gv.mul_((grad_m / gv.sum(1)).unsqueeze(1))
+            if grad_s is not None:
+                gv.add_(grad_s.unsqueeze(1))
+        else:
+            g.eq_(m.index_select(0, ie))
+            if grad_m is None:
+                g.zero_()
+            else:
+                count = torch.zeros_like(m).index_add_(0, ie, g).clamp_min_(1)
+                g.mul_((grad_m / count).index_select(0, ie))
+            if grad_s is not None:
+                g.add_(grad_s.index_select(0, ie))
+        # sum the per-edge gradients per neighbour j
+        order = torch.argsort(col, stable=True)
+        in_deg = torch.bincount(col, minlength=P)
+        offsets = torch.cumsum(in_deg, 0) - in_deg
+        grad_w = nn.functional.embedding_bag(order, g, offsets, mode="sum")
+        return grad_w, None, None, None, None
+
+
+def _edgeconv_fused(
+    a: Tensor,
+    b: Tensor,
+    norm: nn.BatchNorm1d,
+    negative_slope: float,
+    nbr: Tensor | None = None,
+    edge_index: Tensor | None = None,
+) -> Tensor:
+    r""":math:`h_i = \max_{j \in N(i)} \sigma(\mathrm{BN}(a_i + b_j))` without forming the edge features.
+
+    Batch norm is a per-channel affine map and :math:`\sigma` (LeakyReLU, slope ``>= 0``) is
+    non-decreasing, so per channel the maximum over ``j`` is taken at the largest :math:`b_{jc}` when
+    :math:`\gamma_c > 0` and at the smallest when :math:`\gamma_c < 0`:
+    :math:`h_{ic} = \sigma(\mathrm{BN}(a_{ic} + M_{ic}))`, :math:`M_{ic} = s_c \max_j s_c b_{jc}`,
+    :math:`s_c = \operatorname{sign} \gamma_c`. (For :math:`\gamma_c = 0` every edge gives the same value
+    and ``M`` is the neighbour mean, which reproduces the even split of the max's gradient.) In training
+    the batch statistics over all ``E`` edges come from per-point sums,
+
+    .. math::
+        \sum_e x_e = \sum_i d_i a_i + \sum_j c_j b_j, \qquad
+        \sum_e x_e^2 = \sum_i d_i a_i^2 + 2 \sum_i a_i S_i + \sum_j c_j b_j^2,
+
+    with :math:`d_i` the out-degree, :math:`c_j` the in-degree and :math:`S_i = \sum_{j \in N(i)} b_j`,
+    evaluated on per-channel centred ``a``, ``b`` and accumulated in float64. The running statistics
+    are updated with the unbiased variance and ``norm``'s momentum, as ``norm`` would on the ``(E, C)``
+    edge matrix. Only gathers and reductions act on the ``(E, C)`` neighbour features.
+
+    ``nbr`` ``(P, k)`` holds global neighbour rows (dense graph); otherwise ``edge_index`` ``(2, E)``
+    (row 0 the centre ``i``, row 1 the neighbour ``j``) is used, and points without edges give zeros.
+    """
+    P, C = a.shape
+    use_batch, factor = _batch_norm_factor(norm)
+    weight, bias = norm.weight, norm.bias
+    sign = zero = None
+    if weight is not None:
+        w = weight.detach()
+        sign = torch.where(w < 0, -1.0, 1.0).to(b.dtype)
+        zero = w == 0
+        if not bool(zero.any()):
+            zero = None
+    if use_batch:  # centre per channel (constants: no effect on the gradient) against cancellation
+        ca, cb = a.detach().mean(0), b.detach().mean(0)
+        a, b = a - ca, b - cb
+    bs = b if sign is None else b * sign
+    want_sum = use_batch or zero is not None
+    if nbr is not None:
+        k = nbr.shape[1]
+        col = nbr.reshape(-1)
+        m, ssum = _GatherMaxSum.apply(bs, col, None, k, want_sum)
+        deg = None
+        E = P * k
+    else:
+        i, col = edge_index[0], edge_index[1]
+        m, ssum = _GatherMaxSum.apply(bs, col, i, None, want_sum)
+        deg = torch.bincount(i, minlength=P)
+        k = deg.to(a.dtype).unsqueeze(1)
+        E = int(i.shape[0])
+    if sign is not None:
+        m = m * sign
+        ssum = ssum * sign if want_sum else None
+    if zero is not None:
+        m = torch.where(zero, ssum / (k if deg is None else k.clamp_min(1)), m)
+    if use_batch:
+        f64 = torch.float64
+        cnt = torch.bincount(col, minlength=P).to(a.dtype).unsqueeze(1)
+        if deg is None:
+            sa, saa = a.sum(0, dtype=f64) * k, (a * a).sum(0, dtype=f64) * k
+        else:
+            sa, saa = (k * a).sum(0, dtype=f64), (k * a * a).sum(0, dtype=f64)
+        sb, sbb = (cnt * b).sum(0, dtype=f64), (cnt * b * b).sum(0, dtype=f64)
+        sab = (a * ssum).sum(0, dtype=f64)
+        mean = (sa + sb) / E
+        var = ((saa + 2.0 * sab + sbb) / E - mean * mean).clamp_min(0.0)
+        if norm.track_running_stats and norm.training and norm.running_mean is not None:
+            with torch.no_grad():
+                full = (mean + ca.to(f64) + cb.to(f64)).to(norm.running_mean.dtype)
+                unbiased = (var * (E / max(E - 1, 1))).to(norm.running_var.dtype)
+                norm.running_mean.mul_(1.0 - factor).add_(full, alpha=factor)
+                norm.running_var.mul_(1.0 - factor).add_(unbiased, alpha=factor)
+        mean, invstd = mean.to(a.dtype), torch.rsqrt(var + norm.eps).to(a.dtype)
+    else:
+        mean, invstd = norm.running_mean, torch.rsqrt(norm.running_var + norm.eps)
+    scale = invstd if weight is None else invstd * weight
+    z = (a + m - mean) * scale
+    if bias is not None:
+        z = z + bias
+    out = nn.functional.leaky_relu(z, negative_slope)
+    if deg is not None and bool((deg == 0).any()):
+        out = out.masked_fill((deg == 0).unsqueeze(1), 0.0)
+    return out
+
+
 class EdgeConv(nn.Module):
     r"""EdgeConv with max aggregation, batch norm and LeakyReLU (Wang et al. 2019, eq. 8).
 
@@ -22,8 +190,14 @@ class EdgeConv(nn.Module):
         h'_i = \max_{j \in \mathcal{N}(i)} \sigma\Big(\mathrm{BN}\big(\Theta\,[h_i,\ h_j - h_i]\big)\Big)
 
     :math:`\Theta = [\Theta_a \mid \Theta_b]` is applied per point rather than per edge, using
-    :math:`\Theta [h_i, h_j - h_i] = (\Theta_a - \Theta_b) h_i + \Theta_b h_j`; batch norm and the
-    activation then act on the ``(N k)`` edge features before the max.
+    :math:`\Theta [h_i, h_j - h_i] = (\Theta_a - \Theta_b) h_i + \Theta_b h_j = a_i + b_j`. With
+    ``fused=True`` (default) the batch norm and the activation are moved past the max (exact, see
+    :func:`_edgeconv_fused`): only gathers and reductions touch the ``(N k)`` edges, and the batch-norm
+    statistics (training) are those of the edge features, computed from per-point sums. With
+    ``fused=False`` batch norm and activation act on the materialised edge features before the max.
+    Both give the same outputs, gradients and running statistics (up to rounding, and up to which
+    subgradient is taken where distinct edges round to equal activations). The fused path is used
+    for non-negative LeakyReLU slopes and more than one edge in training.
 
     Shapes:
         ``h`` ``(N, C)`` and either dense neighbour indices ``(B, n, k)`` (``N = B n``, equal-size
@@ -35,9 +209,12 @@ class EdgeConv(nn.Module):
         torch.Size([10, 8])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, negative_slope: float = 0.2, *, fused: bool = True
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.fused = fused
         self.lin = nn.Linear(2 * in_channels, out_channels, bias=False)
         self.norm = nn.BatchNorm1d(out_channels)
         self.act = nn.LeakyReLU(negative_slope)
@@ -57,12 +234,29 @@ class EdgeConv(nn.Module):
         if idx is not None:  # dense (B, n, k)
             B, n, k = idx.shape
             offset = (torch.arange(B, device=h.device) * n).view(B, 1, 1)
-            e = centre.view(B, n, 1, -1) + neigh[(idx + offset).view(-1)].view(B, n, k, -1)
+            rows = (idx + offset).view(B * n, k)
+            n_edges = B * n * k
+        else:
+            n_edges = edge_index.shape[1]
+        if self._fused_applies(n_edges):
+            if idx is not None:
+                return _edgeconv_fused(centre, neigh, self.norm, self.act.negative_slope, nbr=rows)
+            return _edgeconv_fused(centre, neigh, self.norm, self.act.negative_slope, edge_index=edge_index)
+        if idx is not None:
+            e = centre.view(B, n, 1, -1) + neigh.index_select(0, rows.view(-1)).view(B, n, k, -1)
             return self._edge(e).amax(dim=2).reshape(B * n, -1)
         i, j = edge_index
         e = self._edge(centre[i] + neigh[j])
         out = e.new_zeros(h.shape[0], e.shape[1])
         return out.scatter_reduce(0, i.unsqueeze(1).expand_as(e), e, reduce="amax", include_self=False)
+
+    def _fused_applies(self, n_edges: int) -> bool:
+        return (
+            self.fused
+            and self.act.negative_slope >= 0
+            and type(self.norm) is nn.BatchNorm1d
+            and n_edges > (1 if self.norm.training or self.norm.running_mean is None else 0)
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels})"

@@ -62,11 +62,9 @@ def _epoch_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
 
 def build_datasets(cfg: dict, splits=("train", "eval")):
     """Create the train and evaluation datasets of a config (generated data is cached under ``data_root``)."""
-    from ..data import create_dataset
-
     import inspect
 
-    from ..data import DATASETS
+    from ..data import DATASETS, create_dataset
 
     cls = DATASETS.get(cfg["dataset"])
     kw = dict(cfg["dataset_kwargs"])
