@@ -324,8 +324,8 @@ class NBody(Dataset):
             raise IndexError(f"index {idx} is out of range for a dataset of {n} systems")
         q = self.charges[idx]
         src, dst = self.edge_index
-        return Data(pos=self.pos[idx], vel=self.vel[idx], charges=q, y=self.y[idx],
-                    edge_index=self.edge_index, edge_attr=q[src] * q[dst])  # fmt: skip
+        return Data(pos=self.pos[idx], vel=self.vel[idx], charges=q, x=torch.cat([self.vel[idx], q], dim=1),
+                    y=self.y[idx], edge_index=self.edge_index, edge_attr=q[src] * q[dst])  # fmt: skip
 
     def __getitem__(self, idx) -> Data:
         data = self.get(int(idx))

@@ -70,9 +70,11 @@ class _GatherMaxSum(torch.autograd.Function):
             gv.eq_(m.unsqueeze(1))  # 1 where the edge attains the max
             if grad_m is None:
                 gv.zero_()
-            else:
+            elif grad_s is None:
                 gv.mul_((grad_m / gv.sum(1)).unsqueeze(1))
-            if grad_s is not None:
+            else:  # gv <- grad_s + gv * grad_m / count, in place
+                torch.addcmul(grad_s.unsqueeze(1), gv, (grad_m / gv.sum(1)).unsqueeze(1), out=gv)
+            if grad_m is None and grad_s is not None:
                 gv.add_(grad_s.unsqueeze(1))
         else:
             g.eq_(m.index_select(0, ie))
@@ -92,92 +94,104 @@ class _GatherMaxSum(torch.autograd.Function):
 
 
 def _edgeconv_fused(
-    a: Tensor,
-    b: Tensor,
+    h: Tensor,
+    weight: Tensor,
     norm: nn.BatchNorm1d,
     negative_slope: float,
     nbr: Tensor | None = None,
     edge_index: Tensor | None = None,
 ) -> Tensor:
-    r""":math:`h_i = \max_{j \in N(i)} \sigma(\mathrm{BN}(a_i + b_j))` without forming the edge features.
+    r""":math:`h'_i = \max_{j \in N(i)} \sigma(\mathrm{BN}(a_i + b_j))` without forming edge features.
 
-    Batch norm is a per-channel affine map and :math:`\sigma` (LeakyReLU, slope ``>= 0``) is
-    non-decreasing, so per channel the maximum over ``j`` is taken at the largest :math:`b_{jc}` when
-    :math:`\gamma_c > 0` and at the smallest when :math:`\gamma_c < 0`:
-    :math:`h_{ic} = \sigma(\mathrm{BN}(a_{ic} + M_{ic}))`, :math:`M_{ic} = s_c \max_j s_c b_{jc}`,
-    :math:`s_c = \operatorname{sign} \gamma_c`. (For :math:`\gamma_c = 0` every edge gives the same value
-    and ``M`` is the neighbour mean, which reproduces the even split of the max's gradient.) In training
-    the batch statistics over all ``E`` edges come from per-point sums,
+    Here :math:`a = (\Theta_a - \Theta_b) h`, :math:`b = \Theta_b h` (``weight`` is
+    :math:`[\Theta_a \mid \Theta_b]`). Batch norm is a per-channel affine map and :math:`\sigma`
+    (LeakyReLU, slope ``>= 0``) is non-decreasing, so per channel the maximum over ``j`` is attained
+    at the largest :math:`b_{jc}` when :math:`\gamma_c > 0` and at the smallest when
+    :math:`\gamma_c < 0`: with :math:`s_c = \operatorname{sign} \gamma_c`,
 
     .. math::
-        \sum_e x_e = \sum_i d_i a_i + \sum_j c_j b_j, \qquad
+        h'_{ic} = \sigma\big(\mathrm{BN}_c(a_{ic} + M_{ic})\big), \qquad
+        M_{ic} = s_c \max_{j \in N(i)} s_c b_{jc}.
+
+    The computation runs on the sign-flipped channels :math:`s_c a_c, s_c b_c` (batch norm with
+    :math:`|\gamma_c|` and mean :math:`s_c \mu_c`). For :math:`\gamma_c = 0` every edge gives the
+    same value and :math:`M_{ic}` is the neighbour mean, which reproduces the even split of the max's
+    gradient. In training the batch statistics over all ``E`` edges come from per-point sums,
+
+    .. math::
+        \sum_e x_e = \sum_i d_i a_i + \sum_i S_i, \qquad
         \sum_e x_e^2 = \sum_i d_i a_i^2 + 2 \sum_i a_i S_i + \sum_j c_j b_j^2,
 
     with :math:`d_i` the out-degree, :math:`c_j` the in-degree and :math:`S_i = \sum_{j \in N(i)} b_j`,
-    evaluated on per-channel centred ``a``, ``b`` and accumulated in float64. The running statistics
-    are updated with the unbiased variance and ``norm``'s momentum, as ``norm`` would on the ``(E, C)``
-    edge matrix. Only gathers and reductions act on the ``(E, C)`` neighbour features.
+    evaluated on channel-centred ``a`` and ``b`` (shifts do not change the variance) and combined
+    in float64. The running statistics are updated with the unbiased variance and ``norm``'s
+    momentum, as ``norm`` would on the ``(E, C)`` edge matrix. Only gathers and reductions act on the
+    ``(E, C)`` neighbour features (:class:`_GatherMaxSum`).
 
     ``nbr`` ``(P, k)`` holds global neighbour rows (dense graph); otherwise ``edge_index`` ``(2, E)``
-    (row 0 the centre ``i``, row 1 the neighbour ``j``) is used, and points without edges give zeros.
+    (row 0 the centre ``i``, row 1 the neighbour ``j``, any order) is used, and points without edges
+    give zeros.
     """
-    P, C = a.shape
+    P, c_in = h.shape
     use_batch, factor = _batch_norm_factor(norm)
-    weight, bias = norm.weight, norm.bias
+    gamma, beta = norm.weight, norm.bias
+    w_a, w_b = weight[:, :c_in], weight[:, c_in:]
     sign = zero = None
-    if weight is not None:
-        w = weight.detach()
-        sign = torch.where(w < 0, -1.0, 1.0).to(b.dtype)
-        zero = w == 0
+    if gamma is not None:
+        g_det = gamma.detach()
+        sign = torch.where(g_det < 0, -1.0, 1.0).to(weight.dtype)
+        w_a, w_b = w_a * sign.unsqueeze(1), w_b * sign.unsqueeze(1)
+        zero = g_det == 0
         if not bool(zero.any()):
             zero = None
-    if use_batch:  # centre per channel (constants: no effect on the gradient) against cancellation
-        ca, cb = a.detach().mean(0), b.detach().mean(0)
-        a, b = a - ca, b - cb
-    bs = b if sign is None else b * sign
+    w_c = w_a - w_b
+    if use_batch:  # centred channels (constant shifts: no effect on the gradient) against cancellation
+        h_mean = h.detach().mean(0)
+        ca, cb = w_c.detach() @ h_mean, w_b.detach() @ h_mean
+        a, b = torch.addmm(-ca, h, w_c.t()), torch.addmm(-cb, h, w_b.t())
+    else:
+        a, b = h @ w_c.t(), h @ w_b.t()
     want_sum = use_batch or zero is not None
     if nbr is not None:
         k = nbr.shape[1]
         col = nbr.reshape(-1)
-        m, ssum = _GatherMaxSum.apply(bs, col, None, k, want_sum)
+        m, ssum = _GatherMaxSum.apply(b, col, None, k, want_sum)
         deg = None
         E = P * k
     else:
         i, col = edge_index[0], edge_index[1]
-        m, ssum = _GatherMaxSum.apply(bs, col, i, None, want_sum)
+        m, ssum = _GatherMaxSum.apply(b, col, i, None, want_sum)
         deg = torch.bincount(i, minlength=P)
-        k = deg.to(a.dtype).unsqueeze(1)
+        k = deg.to(h.dtype).unsqueeze(1)
         E = int(i.shape[0])
-    if sign is not None:
-        m = m * sign
-        ssum = ssum * sign if want_sum else None
     if zero is not None:
         m = torch.where(zero, ssum / (k if deg is None else k.clamp_min(1)), m)
     if use_batch:
         f64 = torch.float64
-        cnt = torch.bincount(col, minlength=P).to(a.dtype).unsqueeze(1)
+        cnt = torch.bincount(col, minlength=P).to(h.dtype)
         if deg is None:
-            sa, saa = a.sum(0, dtype=f64) * k, (a * a).sum(0, dtype=f64) * k
+            sa, saa = a.sum(0) * k, (a * a).sum(0) * k
         else:
-            sa, saa = (k * a).sum(0, dtype=f64), (k * a * a).sum(0, dtype=f64)
-        sb, sbb = (cnt * b).sum(0, dtype=f64), (cnt * b * b).sum(0, dtype=f64)
-        sab = (a * ssum).sum(0, dtype=f64)
-        mean = (sa + sb) / E
-        var = ((saa + 2.0 * sab + sbb) / E - mean * mean).clamp_min(0.0)
+            sa, saa = (k * a).sum(0), (k * a * a).sum(0)
+        sb, sbb = ssum.sum(0), cnt @ (b * b)
+        sab = (a * ssum).sum(0)
+        mean = (sa.to(f64) + sb.to(f64)) / E
+        var = ((saa.to(f64) + 2.0 * sab.to(f64) + sbb.to(f64)) / E - mean * mean).clamp_min(0.0)
         if norm.track_running_stats and norm.training and norm.running_mean is not None:
             with torch.no_grad():
-                full = (mean + ca.to(f64) + cb.to(f64)).to(norm.running_mean.dtype)
-                unbiased = (var * (E / max(E - 1, 1))).to(norm.running_var.dtype)
-                norm.running_mean.mul_(1.0 - factor).add_(full, alpha=factor)
-                norm.running_var.mul_(1.0 - factor).add_(unbiased, alpha=factor)
-        mean, invstd = mean.to(a.dtype), torch.rsqrt(var + norm.eps).to(a.dtype)
+                full = mean + ca.to(f64) + cb.to(f64)
+                if sign is not None:
+                    full = full * sign
+                unbiased = var * (E / max(E - 1, 1))
+                norm.running_mean.mul_(1.0 - factor).add_(full.to(norm.running_mean.dtype), alpha=factor)
+                norm.running_var.mul_(1.0 - factor).add_(unbiased.to(norm.running_var.dtype), alpha=factor)
+        mean, invstd = mean.to(h.dtype), torch.rsqrt(var + norm.eps).to(h.dtype)
     else:
-        mean, invstd = norm.running_mean, torch.rsqrt(norm.running_var + norm.eps)
-    scale = invstd if weight is None else invstd * weight
-    z = (a + m - mean) * scale
-    if bias is not None:
-        z = z + bias
-    out = nn.functional.leaky_relu(z, negative_slope)
+        mean = norm.running_mean if sign is None else norm.running_mean * sign
+        invstd = torch.rsqrt(norm.running_var + norm.eps)
+    scale = invstd if gamma is None else invstd * (gamma if sign is None else gamma * sign)
+    shift = -mean * scale if beta is None else beta - mean * scale
+    out = nn.functional.leaky_relu(torch.addcmul(shift, a + m, scale), negative_slope)
     if deg is not None and bool((deg == 0).any()):
         out = out.masked_fill((deg == 0).unsqueeze(1), 0.0)
     return out
@@ -209,9 +223,7 @@ class EdgeConv(nn.Module):
         torch.Size([10, 8])
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, negative_slope: float = 0.2, *, fused: bool = True
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2, *, fused: bool = True) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.fused = fused
@@ -228,20 +240,19 @@ class EdgeConv(nn.Module):
         return self.act(self.norm(e.reshape(-1, shape[-1]))).view(shape)
 
     def forward(self, h: Tensor, idx: Tensor | None = None, edge_index: Tensor | None = None) -> Tensor:
-        w_a, w_b = self.lin.weight[:, : self.in_channels], self.lin.weight[:, self.in_channels :]
-        centre = h @ (w_a - w_b).t()
-        neigh = h @ w_b.t()
         if idx is not None:  # dense (B, n, k)
             B, n, k = idx.shape
             offset = (torch.arange(B, device=h.device) * n).view(B, 1, 1)
             rows = (idx + offset).view(B * n, k)
-            n_edges = B * n * k
-        else:
-            n_edges = edge_index.shape[1]
+        n_edges = rows.numel() if idx is not None else edge_index.shape[1]
         if self._fused_applies(n_edges):
+            slope = self.act.negative_slope
             if idx is not None:
-                return _edgeconv_fused(centre, neigh, self.norm, self.act.negative_slope, nbr=rows)
-            return _edgeconv_fused(centre, neigh, self.norm, self.act.negative_slope, edge_index=edge_index)
+                return _edgeconv_fused(h, self.lin.weight, self.norm, slope, nbr=rows)
+            return _edgeconv_fused(h, self.lin.weight, self.norm, slope, edge_index=edge_index)
+        w_a, w_b = self.lin.weight[:, : self.in_channels], self.lin.weight[:, self.in_channels :]
+        centre = h @ (w_a - w_b).t()
+        neigh = h @ w_b.t()
         if idx is not None:
             e = centre.view(B, n, 1, -1) + neigh.index_select(0, rows.view(-1)).view(B, n, k, -1)
             return self._edge(e).amax(dim=2).reshape(B * n, -1)
@@ -329,9 +340,7 @@ class DGCNN(PointBackbone):
         self.channels, self.emb_dims = tuple(channels), int(emb_dims)
         self.head_channels, self.seg_channels = tuple(head_channels), tuple(seg_channels)
         widths = [3 + self.in_channels, *self.channels]
-        self.convs = nn.ModuleList(
-            EdgeConv(widths[i], widths[i + 1], negative_slope) for i in range(len(self.channels))
-        )
+        self.convs = nn.ModuleList(EdgeConv(widths[i], widths[i + 1], negative_slope) for i in range(len(self.channels)))
         act = lambda: nn.LeakyReLU(negative_slope)  # noqa: E731
         self.emb = nn.Sequential(*mlp_layers([sum(self.channels), self.emb_dims], act=act))
         if task == "cls":

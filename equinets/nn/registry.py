@@ -10,6 +10,20 @@ __all__ = ["register_model", "create_model", "list_models"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
+#: models defined outside ``equinets.nn`` (whose packages import ``equinets.nn``): name -> (module, attribute),
+#: imported on first use so that importing ``equinets.nn`` stays free of cycles
+_LAZY: dict[str, tuple[str, str]] = {
+    "fa_gnn": ("equinets.frames.fagnn", "FAGNN"),
+}
+
+
+def _resolve_lazy(key: str) -> None:
+    if key in _LAZY and key not in _MODELS:
+        import importlib
+
+        module, attr = _LAZY[key]
+        _MODELS[key] = getattr(importlib.import_module(module), attr)
+
 
 def register_model(name: str, fn: Callable[..., nn.Module] | None = None):
     """Register a model class or factory under ``name`` (lower-case); usable as a decorator.
@@ -23,6 +37,7 @@ def register_model(name: str, fn: Callable[..., nn.Module] | None = None):
     key = name.lower()
 
     def deco(f):
+        _resolve_lazy(key)
         if key in _MODELS and _MODELS[key] is not f:
             raise ValueError(f"a model named {key!r} is already registered ({_MODELS[key].__name__})")
         _MODELS[key] = f
@@ -34,10 +49,10 @@ def register_model(name: str, fn: Callable[..., nn.Module] | None = None):
 def list_models() -> list[str]:
     """Sorted names of the registered models.
 
-    >>> [m for m in list_models() if m in ("dgcnn", "gnn", "pointnet")]
-    ['dgcnn', 'gnn', 'pointnet']
+    >>> [m for m in list_models() if m in ("dgcnn", "fa_gnn", "gnn", "pointnet")]
+    ['dgcnn', 'fa_gnn', 'gnn', 'pointnet']
     """
-    return sorted(_MODELS)
+    return sorted(set(_MODELS) | set(_LAZY))
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -47,6 +62,8 @@ def create_model(name: str, **kwargs) -> nn.Module:
     PointNet(in_channels=0, out_channels=10, task='cls', channels=(64, 64, 64, 128), emb_dims=1024)
     """
     key = name.lower() if isinstance(name, str) else name
+    if isinstance(key, str):
+        _resolve_lazy(key)
     if key not in _MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     return _MODELS[key](**kwargs)
