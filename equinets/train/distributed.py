@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -40,7 +41,8 @@ def init_distributed(device_kind: str = "cpu") -> DistInfo:
         backend = "nccl" if device_kind == "cuda" else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend, init_method="env://")
+        timeout = datetime.timedelta(seconds=float(os.environ.get("EQUINETS_DIST_TIMEOUT", "900")))
+        dist.init_process_group(backend=backend, init_method="env://", timeout=timeout)
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world)
 
 

@@ -404,6 +404,8 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                       f"({row['time_s']:.1f}s)", flush=True)
         if writer is not None:
             writer.close()
+        if dist_info.enabled:  # rank 0 hosts the rendezvous store: no rank leaves before all are done
+            torch.distributed.barrier()
         return {k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("eval_")}
     finally:
         cleanup_distributed()

@@ -187,7 +187,7 @@ def test_ddp_two_processes_on_cpu_match_single_process_eval(tmp_path):
     out = tmp_path / "ddp"
     args = ["--standalone", "--nproc_per_node=2", "-m", "equinets", "train", "--out", str(out),
             f"data_root={tmp_path / 'data'}", *TINY, "epochs=2"]
-    r = subprocess.run([torchrun, *args], env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run([torchrun, *args], env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _rows(out / "metrics.csv")
     assert [int(x["epoch"]) for x in rows] == [1, 2]
