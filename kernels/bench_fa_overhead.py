@@ -20,6 +20,7 @@ import argparse
 import csv
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -67,9 +68,9 @@ def main() -> None:
         framed = torch.einsum("bfji,bnj->bfni", fr.rotations.to(pos.dtype), pos - fr.translation[:, None].to(pos.dtype))
         framed = framed.reshape(B * F * N, 3)
         fbatch = torch.arange(B * F).repeat_interleave(N)
-        t_backbone = median_ms(lambda: net(framed, None, fbatch), args.repeats)
-        t_fa = median_ms(lambda: fa(flat, None, batch), args.repeats)
-        t_frames = median_ms(lambda: pca_frames(flat, batch, args.group, degenerate="none"), args.repeats)
+        t_backbone = median_ms(partial(net, framed, None, fbatch), args.repeats)
+        t_fa = median_ms(partial(fa, flat, None, batch), args.repeats)
+        t_frames = median_ms(partial(pca_frames, flat, batch, args.group, degenerate="none"), args.repeats)
         rows.append({"model": name, "group": args.group, "B": B, "N": N, "frames": F, "threads": args.threads,
                      "backbone_ms": round(t_backbone, 2), "frame_averaging_ms": round(t_fa, 2),
                      "pca_frames_ms": round(t_frames, 2), "overhead": round(t_fa / t_backbone - 1, 4)})
