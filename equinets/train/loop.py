@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from .._atomic import atomic_open
 from .._checks import check_labels
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint
 from .distributed import DistInfo, cleanup_distributed, init_distributed
@@ -242,12 +243,10 @@ def _write_csv(path: Path, history: list[dict]) -> None:
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    tmp.replace(path)
 
 
 def _is_better(value: float, best: float | None, higher: bool) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from .._atomic import atomic_open
+
 __all__ = ["plot_curves"]
 
 
@@ -34,8 +36,7 @@ def plot_curves(metrics_csv: str | Path, out_png: str | Path) -> Path:
         ax.legend()
     fig.tight_layout()
     out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_open(out_png, "wb") as f:
+        fig.savefig(f, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(out_png)
     return out_png

@@ -1,0 +1,42 @@
+"""Atomic file writes: the one place equinets writes files that must never be left half-written.
+
+:func:`atomic_open` writes to a temporary file in the target's folder, flushes and fsyncs it, and
+renames it over the target only when the ``with`` block succeeds; on any error the temporary file
+is removed and the previous file (a cache, a checkpoint, ``metrics.csv``) stays as it was.
+
+>>> import tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+>>> with atomic_open(p, "w") as f:
+...     _ = f.write("hello")
+>>> p.read_text()
+'hello'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_open"]
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", **kwargs):
+    """Open a temporary file for writing; on success rename it over ``path`` (``mode`` "w" or "wb")."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
