@@ -138,11 +138,18 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from ..data import create_dataset
+    import inspect
 
-    ds = create_dataset(args.name, root=args.root, split=args.split, num_points=args.num_points)
-    info = {"dataset": args.name, "split": args.split, "size": len(ds), "num_classes": int(ds.num_classes),
-            "task": getattr(ds, "task", "cls")}
+    from ..data import DATASETS, create_dataset
+
+    kw = {}
+    cls = DATASETS.get(args.name)
+    if cls is not None and "num_points" in inspect.signature(cls).parameters:
+        kw["num_points"] = args.num_points
+    ds = create_dataset(args.name, root=args.root, split=args.split, **kw)
+    info = {"dataset": args.name, "split": args.split, "size": len(ds), "task": getattr(ds, "task", "cls")}
+    if hasattr(ds, "num_classes"):
+        info["num_classes"] = int(ds.num_classes)
     print(json.dumps(info))
     return 0
 

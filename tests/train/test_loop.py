@@ -224,3 +224,15 @@ def test_frame_averaging_needs_feature_irreps(tmp_path):
     cfg = resolve_config("shapes-fa-pointnet", TINY + ["use_features=true", f"data_root={tmp_path / 'data'}"])
     with pytest.raises(ValueError, match="needs fa_irreps_in"):
         train(cfg, tmp_path / "r")
+
+
+def test_data_and_configs_commands(tmp_path, capsys):
+    import json
+
+    assert main(["data", "shapes", "--root", str(tmp_path), "--split", "test", "--num-points", "16"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == {"dataset": "shapes", "split": "test", "size": 600, "task": "cls", "num_classes": 15}
+    assert main(["configs"]) == 0
+    assert "shapes-pointnet" in capsys.readouterr().out.split()
+    assert main(["data", "nope", "--root", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err
