@@ -42,3 +42,33 @@ def load_or_generate(
     atomic_save(out, path)
     atomic_write_json({"dataset": name, **params}, folder / "manifest.json")
     return out
+
+
+def load_generated(
+    name: str,
+    generate: Callable[..., dict],
+    root: str | Path,
+    split: str,
+    *,
+    num_points: int,
+    num_train: int,
+    num_test: int,
+    seed: int,
+    noise: float,
+    version: int,
+    force_reload: bool,
+) -> dict[str, torch.Tensor]:
+    """Validate the arguments of a generated dataset and load (or generate and cache) one split.
+
+    ``generate(count, num_points, seed=..., split=..., noise=...)`` builds the split's tensors.
+    """
+    check_split(split)
+    if num_points < 1:
+        raise ValueError(f"num_points must be >= 1, got {num_points}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    count = num_train if split == "train" else num_test
+    params = dict(num_points=num_points, num_train=num_train, num_test=num_test, seed=seed, noise=noise,
+                  version=version)
+    return load_or_generate(root, name, split, params,
+                            lambda: generate(count, num_points, seed=seed, split=split, noise=noise), force_reload)

@@ -11,7 +11,7 @@ import torch
 
 from . import _surfaces as S
 from ._base import PointCloudDataset
-from ._generated import check_split, item_rng, load_or_generate
+from ._generated import item_rng, load_generated
 
 _VERSION = 1
 _SALT = 1
@@ -240,26 +240,9 @@ class ShapesDataset(PointCloudDataset):
         force_reload: bool = False,
     ) -> None:
         super().__init__(transform)
-        check_split(split)
-        if num_points < 1:
-            raise ValueError(f"num_points must be >= 1, got {num_points}")
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
         self.root, self.split, self.seed, self.noise = Path(root), split, seed, noise
-        count = num_train if split == "train" else num_test
-        params = dict(
-            num_points=num_points,
-            num_train=num_train,
-            num_test=num_test,
-            seed=seed,
-            noise=noise,
-            version=_VERSION,
-        )
-
-        def generate():
-            return generate_shapes(count, num_points, seed=seed, split=split, noise=noise)
-
-        out = load_or_generate(root, "shapes", split, params, generate, force_reload)
+        out = load_generated("shapes", generate_shapes, root, split, num_points=num_points, num_train=num_train,
+                             num_test=num_test, seed=seed, noise=noise, version=_VERSION, force_reload=force_reload)
         self._set(out["pos"], out["normal"], out["y"], extent=out["extent"])
 
 
