@@ -21,7 +21,7 @@ from ._base import PointCloudDataset, SegmentationMixin
 from .modelnet import ModelNet40
 from .nbody import NBody, nbody_baselines
 from .parts import PART_CATEGORIES, PART_CATEGORY_PARTS, PART_NAMES, PartsDataset, generate_parts
-from .registry import DATASETS, create_dataset, list_datasets
+from .registry import DATASETS, create_dataset, list_datasets, takes_num_points
 from .scanobjectnn import SCANOBJECTNN_CLASSES, SCANOBJECTNN_VARIANTS, ScanObjectNN
 from .shapenetpart import SHAPENETPART_CATEGORIES, ShapeNetPart
 from .shapes import SHAPE_CLASSES, ShapesDataset, generate_shapes
@@ -51,6 +51,7 @@ __all__ = [
     "create_dataset",
     "list_datasets",
     "DATASETS",
+    "takes_num_points",
     "generate_shapes",
     "generate_parts",
     "SHAPE_CLASSES",

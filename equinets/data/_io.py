@@ -57,6 +57,15 @@ def read_h5(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -
         ) from e
 
 
+def h5_points(path: Path, pts: np.ndarray, num_points: int) -> np.ndarray:
+    """Check an HDF5 ``data`` array of shape ``(n, points, 3)`` and keep its first ``num_points`` points."""
+    if pts.ndim != 3 or pts.shape[2] != 3:
+        raise ValueError(f"{path}: 'data' should have shape (n, points, 3), got {pts.shape}")
+    if pts.shape[1] < num_points:
+        raise ValueError(f"{path}: has {pts.shape[1]} points per cloud, fewer than num_points={num_points}")
+    return pts[:, :num_points]
+
+
 def read_txt_array(path: Path, cols: int) -> np.ndarray:
     """Read a text table of floats separated by spaces and/or commas into ``(rows, cols)`` float32."""
     path = Path(path)

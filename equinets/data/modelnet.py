@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ._base import PointCloudDataset
-from ._io import missing, read_h5, read_lines, read_txt_array
+from ._io import h5_points, missing, read_h5, read_lines, read_txt_array
 
 HDF5_DIR = "modelnet40_ply_hdf5_2048"
 TEXT_DIR = "modelnet40_normal_resampled"
@@ -111,14 +111,7 @@ class ModelNet40(PointCloudDataset):
         pos, nrm, lab = [], [], []
         for f in files:
             d = read_h5(f, ("data", "label"), optional=("normal",))
-            pts = d["data"]
-            if pts.ndim != 3 or pts.shape[2] != 3:
-                raise ValueError(f"{f}: 'data' should have shape (n, points, 3), got {pts.shape}")
-            if pts.shape[1] < num_points:
-                raise ValueError(
-                    f"{f}: has {pts.shape[1]} points per cloud, fewer than num_points={num_points}"
-                )
-            pos.append(pts[:, :num_points])
+            pos.append(h5_points(f, d["data"], num_points))
             nrm.append(d["normal"][:, :num_points] if "normal" in d else None)
             lab.append(d["label"].reshape(-1))
         have_normals = all(n is not None for n in nrm)

@@ -32,6 +32,18 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
+def takes_num_points(name: str) -> bool:
+    """Whether dataset ``name`` is sampled to a point count (``num_points``); ``nbody`` is not.
+
+    >>> takes_num_points("shapes"), takes_num_points("nbody")
+    (True, False)
+    """
+    import inspect
+
+    cls = DATASETS.get(name)
+    return cls is not None and "num_points" in inspect.signature(cls).parameters
+
+
 def create_dataset(
     name: str, root: str | Path = "datasets", split: str = "train", **kwargs
 ) -> PointCloudDataset | NBody:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ._base import PointCloudDataset
-from ._io import missing, read_h5
+from ._io import h5_points, missing, read_h5
 
 #: Class names, index = label.
 SCANOBJECTNN_CLASSES = [
@@ -102,13 +102,7 @@ class ScanObjectNN(PointCloudDataset):
             raise missing("ScanObjectNN", candidates, extra=f"(variant {variant}, split {split})\n")
         self.split, self.variant, self.path = split, variant, path
         d = read_h5(path, ("data", "label"), optional=("mask",))
-        pts = d["data"]
-        if pts.ndim != 3 or pts.shape[2] != 3:
-            raise ValueError(f"{path}: 'data' should have shape (n, points, 3), got {pts.shape}")
-        if pts.shape[1] < num_points:
-            raise ValueError(
-                f"{path}: has {pts.shape[1]} points per cloud, fewer than num_points={num_points}"
-            )
+        pts = h5_points(path, d["data"], num_points)
         lab = d["label"].reshape(-1).astype(np.int64)
         if len(lab) != len(pts):
             raise ValueError(f"{path}: {len(pts)} clouds but {len(lab)} labels")
@@ -120,5 +114,5 @@ class ScanObjectNN(PointCloudDataset):
             extra["mask"] = torch.from_numpy(np.ascontiguousarray(d["mask"][:, :num_points]).astype(np.int64))
             self.per_point_extra = ("mask",)
         self._set(
-            torch.from_numpy(np.ascontiguousarray(pts[:, :num_points])), None, torch.from_numpy(lab), **extra
+            torch.from_numpy(np.ascontiguousarray(pts)), None, torch.from_numpy(lab), **extra
         )

@@ -138,14 +138,9 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    import inspect
+    from ..data import create_dataset, takes_num_points
 
-    from ..data import DATASETS, create_dataset
-
-    kw = {}
-    cls = DATASETS.get(args.name)
-    if cls is not None and "num_points" in inspect.signature(cls).parameters:
-        kw["num_points"] = args.num_points
+    kw = {"num_points": args.num_points} if takes_num_points(args.name) else {}
     ds = create_dataset(args.name, root=args.root, split=args.split, **kw)
     info = {"dataset": args.name, "split": args.split, "size": len(ds), "task": getattr(ds, "task", "cls")}
     if hasattr(ds, "num_classes"):

@@ -63,13 +63,10 @@ def _epoch_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
 
 def build_datasets(cfg: dict, splits=("train", "eval")):
     """Create the train and evaluation datasets of a config (generated data is cached under ``data_root``)."""
-    import inspect
+    from ..data import create_dataset, takes_num_points
 
-    from ..data import DATASETS, create_dataset
-
-    cls = DATASETS.get(cfg["dataset"])
     kw = dict(cfg["dataset_kwargs"])
-    if cls is not None and "num_points" in inspect.signature(cls).parameters:
+    if takes_num_points(cfg["dataset"]):
         kw.setdefault("num_points", cfg["num_points"])
     out = []
     for s in splits:
