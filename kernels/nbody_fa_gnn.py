@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from equinets._atomic import atomic_open
 from equinets.data import NBody, nbody_baselines
 from equinets.frames import FAGNN
 
@@ -67,6 +68,14 @@ def evaluate(model, data, batch_size: int) -> float:
     return sse / count
 
 
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Rewrite the per-evaluation CSV (atomically, so an interrupted run keeps its curve so far)."""
+    with atomic_open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=40, help="paper: 10000 (default: what fits in ~10 min on 1 core)")
@@ -78,6 +87,10 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=1e-12)
     ap.add_argument("--hidden", type=int, default=60)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--schedule", default="constant", choices=("constant", "cosine"),
+                    help="paper: constant; cosine: lr annealed to 0 over --epochs (per step)")
+    ap.add_argument("--num-samples", type=int, default=None,
+                    help="stochastic FA in training: frames sampled per cloud and layer (paper: all 8)")
     ap.add_argument("--reframe", default="latent", choices=("latent", "input"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -96,12 +109,19 @@ def main() -> None:
     print(f"data: {', '.join(f'{s} {len(ds)}' for s, ds in splits.items())} ({time.perf_counter() - t_data:.1f}s)")
     print("baselines (test MSE): " + ", ".join(f"{k} {v:.4f}" for k, v in baselines.items()))
 
-    model = FAGNN(4, 3, hidden=args.hidden, num_layers=args.layers, reframe=args.reframe).to(dev)
+    model = FAGNN(4, 3, hidden=args.hidden, num_layers=args.layers, reframe=args.reframe,
+                  num_samples=args.num_samples).to(dev)
     nparams = sum(p.numel() for p in model.parameters())
-    print(f"{model} ({nparams} parameters); Adam lr {args.lr}, wd {args.weight_decay}, batch {args.batch_size}")
+    print(f"{model} ({nparams} parameters); Adam lr {args.lr} ({args.schedule}), wd {args.weight_decay}, "
+          f"batch {args.batch_size}")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     gen = torch.Generator().manual_seed(args.seed)
     S = data["train"]["pos"].shape[0]
+    steps = args.epochs * math.ceil(S / args.batch_size)
+    sched = None
+    if args.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    args.out.mkdir(parents=True, exist_ok=True)
     rows, best = [], None
     t0 = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
@@ -114,6 +134,8 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             sse += float(loss.detach()) * y.numel()
             count += y.numel()
         train_mse = sse / count
@@ -127,6 +149,7 @@ def main() -> None:
                          "test_mse": round(test, 6), "elapsed_s": round(elapsed, 1)})
             if best is None or val < best["val_mse"]:
                 best = rows[-1]
+            write_rows(args.out / "nbody_fa_gnn.csv", rows)
             print(f"epoch {epoch:4d}  train {train_mse:.5f}  val {val:.5f}  test {test:.5f}  "
                   f"best-val test {best['test_mse']:.5f} (epoch {best['epoch']})  {elapsed:.0f}s", flush=True)
         if over:
@@ -143,11 +166,6 @@ def main() -> None:
             run_batch(model, data["test"], idx)
         fwd = (time.perf_counter() - tf) / reps
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "nbody_fa_gnn.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     epochs_run = rows[-1]["epoch"]
     summary = [
         ("FA-GNN (ours, test MSE at best val epoch)", best["test_mse"],

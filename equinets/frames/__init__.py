@@ -11,9 +11,9 @@ from __future__ import annotations
 from ._wigner import irreps_D, rotate_irreps
 from .averaging import FrameAveraging
 from .fagnn import FAGNN, FAGNNLayer, full_graph
-from .pca import GROUPS, Frames, default_tol, pca_frames
+from .pca import GROUPS, Frames, default_tol, frame_pairs, pca_frames
 
-__all__ = ["Frames", "pca_frames", "default_tol", "FrameAveraging", "irreps_D", "rotate_irreps", "GROUPS",
+__all__ = ["Frames", "pca_frames", "frame_pairs", "default_tol", "FrameAveraging", "irreps_D", "rotate_irreps", "GROUPS",
            "FAGNN", "FAGNNLayer", "full_graph"]
 
 from .graph import GIN, GraphFrameAveraging, GraphFrames, graph_frames, rank_encoding  # noqa: E402

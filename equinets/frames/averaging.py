@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from .._checks import as_points, restore_layout
 from ._wigner import rotate_irreps
-from .pca import DEGENERATE_POLICIES, GROUPS, Frames, pca_frames
+from .pca import DEGENERATE_POLICIES, GROUPS, Frames, frame_pairs, pca_frames
 
 __all__ = ["FrameAveraging"]
 
@@ -133,14 +133,7 @@ class FrameAveraging(nn.Module):
                              f"got {inp.x.shape[1]}")
         fr = self.frames(inp.pos, inp.batch)
         # -- which (cloud, frame) pairs run, with which weight ---------------------------------
-        if self.training and self.num_samples is not None:
-            k = self.num_samples
-            frame_of = torch.multinomial(fr.weights, k, replacement=True).reshape(-1)
-            cloud_of = torch.arange(B, device=dev).repeat_interleave(k)
-            w_pair = fr.weights.new_full((B * k,), 1.0 / k)
-        else:
-            cloud_of, frame_of = (fr.weights > 0).nonzero(as_tuple=True)
-            w_pair = fr.weights[cloud_of, frame_of]
+        cloud_of, frame_of, w_pair = frame_pairs(fr, self.num_samples if self.training else None)
         R = fr.rotations[cloud_of, frame_of]  # (K, 3, 3) float64, detached
         K = R.shape[0]
         # -- fold: the points of cloud b, once per pair (b, f) ------------------------------------

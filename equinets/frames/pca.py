@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .._checks import as_points, check_finite
 
-__all__ = ["Frames", "pca_frames", "GROUPS", "DEGENERATE_POLICIES"]
+__all__ = ["Frames", "pca_frames", "frame_pairs", "GROUPS", "DEGENERATE_POLICIES"]
 
 GROUPS = ("O3", "SO3", "E3", "SE3")
 DEGENERATE_POLICIES = ("blend", "none")
@@ -228,3 +228,35 @@ def pca_frames(
         dim=1,
     )
     return Frames(rot, wts, centroid, translation, evals, rel, (rel < tol).any(dim=1))
+
+
+def frame_pairs(fr: Frames, num_samples: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The (cloud, frame) pairs a frame average runs, with their weights.
+
+    ``num_samples=None``: every frame with positive weight, weighted by :attr:`Frames.weights` (the
+    exact average :math:`\sum_g w_g\, g \cdot \phi(g^{-1} X)`). ``num_samples=k``: ``k`` frames per
+    cloud drawn with replacement from the frame weights, each weighted ``1/k`` (stochastic frame
+    averaging: an unbiased estimate of the exact average, Puny et al., ICLR 2022, Sec. 3.2).
+
+    Shapes:
+        ``fr`` of ``B`` clouds -> ``cloud_of`` ``(K,)``, ``frame_of`` ``(K,)``, ``weight`` ``(K,)``
+        (float64); ``K = B k`` when sampling.
+
+    Example:
+        >>> fr = pca_frames(torch.randn(2, 20, 3) * torch.tensor([1.0, 2.0, 3.0]), degenerate="none")
+        >>> cloud, frame, w = frame_pairs(fr)
+        >>> cloud.tolist(), float(w.sum())
+        ([0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1], 2.0)
+        >>> cloud, frame, w = frame_pairs(fr, num_samples=3)
+        >>> cloud.tolist(), (w * 3).tolist(), bool((fr.weights[cloud, frame] > 0).all())
+        ([0, 0, 0, 1, 1, 1], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], True)
+    """
+    if num_samples is None:
+        cloud_of, frame_of = (fr.weights > 0).nonzero(as_tuple=True)
+        return cloud_of, frame_of, fr.weights[cloud_of, frame_of]
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
+    B = fr.weights.shape[0]
+    frame_of = torch.multinomial(fr.weights, num_samples, replacement=True).reshape(-1)
+    cloud_of = torch.arange(B, device=frame_of.device).repeat_interleave(num_samples)
+    return cloud_of, frame_of, fr.weights.new_full((B * num_samples,), 1.0 / num_samples)

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a config")
-    t.add_argument("--config", default=None, help="built-in config name or YAML path (default: shapes-pointnet)")
+    t.add_argument("--config", default=None, help="built-in config name or YAML path (default: shapes-fa-pointnet)")
     t.add_argument("--out", default=None, help="run directory (default: runs/<config name>, made unique)")
     t.add_argument("--epochs", type=int, default=None, help="number of epochs (overrides the config)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")

@@ -32,7 +32,7 @@ import yaml
 __all__ = ["ConfigError", "DEFAULTS", "CHOICES", "DEFAULT_CONFIG", "list_configs", "load_config",
            "resolve_config", "validate_config"]
 
-DEFAULT_CONFIG = "shapes-pointnet"
+DEFAULT_CONFIG = "shapes-fa-pointnet"
 
 
 class ConfigError(ValueError):
@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 20,
     "batch_size": 32,
     "eval_batch_size": 64,
+    "eval_every": 1,  # evaluate after every k-th epoch (and always after the last one)
     "eval_split": "test",
     "optimizer": "adam",
     "lr": 1e-3,
@@ -99,7 +100,7 @@ CHOICES: dict[str, tuple] = {
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
 }
 
-_POSITIVE_INT = ("num_points", "epochs", "batch_size", "eval_batch_size", "step_size")
+_POSITIVE_INT = ("num_points", "epochs", "batch_size", "eval_batch_size", "eval_every", "step_size")
 _NONNEG_FLOAT = ("lr", "weight_decay", "momentum", "min_lr", "gamma", "label_smoothing", "grad_clip",
                  "jitter", "shift", "scale_low", "scale_high")
 

@@ -371,16 +371,18 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
             if dist_info.enabled:  # every rank evaluates rank 0's BatchNorm statistics
                 for buf in model.buffers():
                     torch.distributed.broadcast(buf, 0)
-            eval_metrics = evaluate(model, eval_ds, cfg, device=device, dist_info=dist_info)
+            do_eval = (epoch + 1) % cfg["eval_every"] == 0 or epoch + 1 == cfg["epochs"]
+            if do_eval:
+                eval_metrics = evaluate(model, eval_ds, cfg, device=device, dist_info=dist_info)
             row = {"epoch": epoch + 1, "lr": lr}
             row.update({f"train_{k}": v for k, v in train_metrics.items()})
-            row.update({f"eval_{k}": v for k, v in eval_metrics.items()})
+            if do_eval:
+                row.update({f"eval_{k}": v for k, v in eval_metrics.items()})
             row["time_s"] = round(time.perf_counter() - t0, 3)
             history.append(row)
-            value = eval_metrics[metric_name]
-            improved = _is_better(value, best, higher)
+            improved = do_eval and _is_better(eval_metrics[metric_name], best, higher)
             if improved:
-                best = value
+                best = eval_metrics[metric_name]
             if dist_info.is_primary:
                 ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": best,

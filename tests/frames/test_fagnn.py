@@ -201,3 +201,30 @@ def test_nbody_fa_gnn_config_trains_through_the_loop(tmp_path, monkeypatch):
                                           f"data_root={tmp_path}", f"dataset_kwargs={sizes}"])
     metrics = train(cfg, tmp_path / "run", progress=False)
     assert set(metrics) >= {"mse"} and metrics["mse"] == metrics["mse"]
+
+
+def test_fagnn_stochastic_frames_in_training_full_frames_in_eval():
+    torch.manual_seed(0)
+    pos, x, batch = _systems()
+    full = _model(num_layers=1, reframe="input")
+    sampled = _model(num_layers=1, reframe="input", num_samples=1)
+    sampled.load_state_dict(full.state_dict())
+    assert "num_samples=1" in repr(sampled)
+    exact = full(pos, x, batch)
+    torch.testing.assert_close(sampled.eval()(pos, x, batch), exact, rtol=0, atol=1e-12)  # eval: every frame
+    sampled.train()
+    R = 500  # independent draws: the systems repeated R times in one batch (frames are drawn per cloud)
+    rep = sampled(pos.repeat(R, 1), x.repeat(R, 1), (batch + 3 * torch.arange(R)[:, None]).reshape(-1))
+    draws = rep.reshape(R, *exact.shape)
+    assert (draws - exact).abs().amax() > 1e-3  # single frames really differ from the average
+    # one layer, one frame set: the sampled output is an unbiased estimate of the frame average
+    se = draws.std(0) / R**0.5
+    assert ((draws.mean(0) - exact).abs() < 5 * se + 1e-9).all()
+    # evaluation of a model built for stochastic training is the exact frame average
+    err = assert_equivariant(sampled.eval(), pos, x, batch, irreps_in=IRREPS_IN, irreps_out="1o", position_output=True)
+    assert err < 1e-9
+
+
+def test_fagnn_rejects_bad_num_samples():
+    with pytest.raises(ValueError, match="num_samples must be None or an integer >= 1, got 0"):
+        _model(num_samples=0)

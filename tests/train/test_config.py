@@ -14,7 +14,7 @@ def test_every_builtin_config_resolves():
 
 
 def test_no_config_means_quickstart_default():
-    assert resolve_config(None) == resolve_config("shapes-pointnet")
+    assert resolve_config(None) == resolve_config("shapes-fa-pointnet")
 
 
 def test_yaml_file_overrides_builtin_and_cli_overrides_both(tmp_path):

@@ -49,6 +49,19 @@ def test_run_directory_holds_config_metrics_plots_and_checkpoints(tmp_path):
     assert best["best"] == pytest.approx(max(float(r["eval_acc"]) for r in rows))
 
 
+def test_eval_every_evaluates_every_kth_and_the_last_epoch(tmp_path):
+    out = tmp_path / "run"
+    final = train(_cfg(tmp_path / "data", "epochs=5", "eval_every=2"), out)
+    rows = _rows(out / "metrics.csv")
+    assert [r["eval_acc"] != "" for r in rows] == [False, True, False, True, True]
+    assert all(r["train_loss"] != "" for r in rows)
+    assert float(rows[-1]["eval_acc"]) == pytest.approx(final["acc"])
+    best = load_checkpoint(out / "best.pt")
+    assert best["best"] == pytest.approx(max(float(r["eval_acc"]) for r in rows if r["eval_acc"]))
+    assert best["epoch"] in (2, 4, 5)
+    assert (out / "curves.png").is_file()
+
+
 def test_same_seed_same_result_on_cpu(tmp_path):
     a = train(_cfg(tmp_path / "data", "epochs=2"), tmp_path / "a")
     b = train(_cfg(tmp_path / "data", "epochs=2"), tmp_path / "b")
