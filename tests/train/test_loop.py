@@ -74,7 +74,7 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path):
     # every run is a fresh process with the same thread count (CPU results are bitwise
     # deterministic for a fixed number of threads)
     data = tmp_path / "data"
-    run = [sys.executable, "-m", "equinets", "train", *TINY, f"data_root={data}"]
+    run = [sys.executable, "-m", "equinets", "train", "--config", "shapes-pointnet", *TINY, f"data_root={data}"]
     r = subprocess.run(run + ["--out", str(tmp_path / "full")], env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     # a real process, killed with SIGKILL in the middle of epoch 2 (after epoch 1's checkpoint)
