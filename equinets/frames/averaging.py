@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from .._checks import as_points, restore_layout
 from ._wigner import rotate_irreps
-from .pca import DEGENERATE_POLICIES, GROUPS, Frames, frame_pairs, pca_frames
+from .pca import DEGENERATE_POLICIES, GROUPS, Frames, _check_num_samples, frame_pairs, pca_frames
 
 __all__ = ["FrameAveraging"]
 
@@ -101,9 +101,7 @@ class FrameAveraging(nn.Module):
             raise ValueError(f"degenerate must be one of {DEGENERATE_POLICIES}, got {degenerate!r}")
         if task not in (None, "cls", "seg"):
             raise ValueError(f"task must be None, 'cls' or 'seg', got {task!r}")
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                                        or num_samples < 1):
-            raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
+        _check_num_samples(num_samples)
         self.backbone = backbone
         self.group = group
         self.irreps_in = None if irreps_in is None else o3.Irreps(irreps_in)

@@ -231,6 +231,14 @@ def pca_frames(
     return Frames(rot, wts, centroid, translation, evals, rel, (rel < tol).any(dim=1))
 
 
+def _check_num_samples(num_samples):
+    """Return ``num_samples`` if it is ``None`` or an integer >= 1, else raise a ``ValueError`` naming it."""
+    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
+                                    or num_samples < 1):
+        raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
+    return num_samples
+
+
 def frame_pairs(fr: Frames, num_samples: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     r"""The (cloud, frame) pairs a frame average runs, with their weights.
 
@@ -252,11 +260,9 @@ def frame_pairs(fr: Frames, num_samples: int | None = None) -> tuple[Tensor, Ten
         >>> cloud.tolist(), (w * 3).tolist(), bool((fr.weights[cloud, frame] > 0).all())
         ([0, 0, 0, 1, 1, 1], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], True)
     """
-    if num_samples is None:
+    if _check_num_samples(num_samples) is None:
         cloud_of, frame_of = (fr.weights > 0).nonzero(as_tuple=True)
         return cloud_of, frame_of, fr.weights[cloud_of, frame_of]
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
     B = fr.weights.shape[0]
     frame_of = torch.multinomial(fr.weights, num_samples, replacement=True).reshape(-1)
     cloud_of = torch.arange(B, device=frame_of.device).repeat_interleave(num_samples)
