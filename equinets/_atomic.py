@@ -15,11 +15,12 @@ is removed and the previous file (a cache, a checkpoint, ``metrics.csv``) stays 
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_open"]
+__all__ = ["atomic_open", "write_csv"]
 
 
 @contextlib.contextmanager
@@ -40,3 +41,22 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    """Write ``rows`` (dicts) to ``path`` as CSV, atomically; the header is the union of their keys in
+    first-seen order (missing cells are empty).
+
+    >>> import csv, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "sub" / "m.csv"
+    >>> write_csv([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "acc": 0.9}], p)
+    >>> p.read_text().splitlines()
+    ['epoch,loss,acc', '1,0.5,', '2,0.25,0.9']
+    """
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with atomic_open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)

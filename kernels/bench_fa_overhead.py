@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from functools import partial
@@ -27,6 +26,7 @@ import torch
 
 from equinets.frames import FrameAveraging, pca_frames
 from equinets.nn import create_model
+from equinets.train.bench import write_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -76,10 +76,7 @@ def main() -> None:
                      "pca_frames_ms": round(t_frames, 2), "overhead": round(t_fa / t_backbone - 1, 4)})
         print(rows[-1])
     RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / "fa_overhead.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, RESULTS / "fa_overhead.csv")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from functools import partial
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 from equinets.nn import knn_dense, knn_graph
+from equinets.train.bench import write_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = [(32, 1024, 20), (32, 512, 20), (32, 2048, 20)]
@@ -67,10 +67,7 @@ def main(argv=None) -> list[dict]:
             print(f"{op:10s} B={B} N={N:5d} k={k} threads={args.threads}: {ms:9.2f} ms", end=" ")
             print(f"({ms / base:.2f}x cdist)")
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "knn.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, args.out / "knn.csv")
     plot(rows, args.out / "knn.png")
     return rows
 

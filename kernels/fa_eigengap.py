@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from e3nn import o3
 from equinets.frames import FrameAveraging, default_tol, pca_frames
 from equinets.nn import PointNet
 from equinets.testing import assert_equivariant
+from equinets.train.bench import write_csv
 
 GAPS = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 0.0]
 
@@ -75,10 +75,7 @@ def main() -> None:
                 )
                 print(rows[-1])
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "fa_eigengap.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, args.out / "fa_eigengap.csv")
 
     import matplotlib
 

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from e3nn import o3
 from equinets.frames import FAGNN, FrameAveraging
 from equinets.nn import PointNet
 from equinets.testing import assert_equivariant
+from equinets.train.bench import write_csv
 
 BAR = {torch.float64: 1e-9, torch.float32: 1e-4}
 OUTS = ["0e", "0o", "1o", "1e", "2e", "0e + 0o + 1o + 1e + 2e"]
@@ -85,10 +85,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "fa_exactness.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, path)
     print(f"{sum(r['pass'] for r in rows)}/{len(rows)} within the bar; wrote {path}")
 
 

@@ -34,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ import torch
 from torch import nn
 
 from equinets.frames import GIN, GraphFrameAveraging
+from equinets.train.bench import write_csv
 
 ID_DIM = 64
 
@@ -187,10 +187,7 @@ def main() -> None:
             print(rows[-1])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "graph_separation.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, path)
     cols = ["graphs", "method", "frames_per_graph", "noniso_pairs", "iso_pairs", "separated_frac",
             "iso_pairs_separated", "min_rel_diff", "median_rel_diff", "max_inv_err"]
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from equinets._atomic import atomic_open
+from equinets._atomic import atomic_open, write_csv
 from equinets.data import NBody, nbody_baselines
 from equinets.frames import FAGNN
 
@@ -71,14 +71,6 @@ def evaluate(model, data, batch_size: int) -> float:
         sse += float((out.double() - y.double()).square().sum())
         count += y.numel()
     return sse / count
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """Rewrite the per-evaluation CSV (atomically, so an interrupted run keeps its curve so far)."""
-    with atomic_open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def plot_curve(csv_path: Path, png_path: Path, baselines: dict[str, float]) -> None:
@@ -188,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "test_mse": round(test, 6), "elapsed_s": round(elapsed, 1)})
             if best is None or val < best["val_mse"]:
                 best = rows[-1]
-            write_rows(args.out / "nbody_fa_gnn.csv", rows)
+            write_csv(rows, args.out / "nbody_fa_gnn.csv")  # atomic: a killed run keeps its curve
             print(f"epoch {epoch:4d}  train {train_mse:.5f}  val {val:.5f}  test {test:.5f}  "
                   f"best-val test {best['test_mse']:.5f} (epoch {best['epoch']})  {elapsed:.0f}s", flush=True)
         if over:

@@ -9,13 +9,13 @@ after imports; on CUDA it is ``torch.cuda.max_memory_allocated``. Steps are full
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from .._atomic import write_csv
 
 __all__ = ["bench_training", "write_csv"]
 
@@ -83,15 +83,6 @@ def bench_training(models, *, batch_size: int = 32, num_points: int = 1024, step
             raise RuntimeError(f"benchmark of {m!r} failed:\n{r.stderr[-2000:]}")
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     return rows
-
-
-def write_csv(rows: list[dict], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ A run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (on
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from .._atomic import atomic_open
+from .._atomic import write_csv
 from .._checks import check_labels
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint
 from .distributed import DistInfo, cleanup_distributed, init_distributed
@@ -236,16 +235,6 @@ def _scheduler(cfg, opt):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
 
 
-def _write_csv(path: Path, history: list[dict]) -> None:
-    keys: list[str] = []
-    for row in history:
-        keys += [k for k in row if k not in keys]
-    with atomic_open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
-
-
 def _is_better(value: float, best: float | None, higher: bool) -> bool:
     if best is None or math.isnan(best):
         return not math.isnan(value)
@@ -390,7 +379,7 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 if improved:
                     save_checkpoint(ckpt, out_dir / "best.pt")
                 save_checkpoint(ckpt, out_dir / "last.pt")
-                _write_csv(out_dir / "metrics.csv", history)
+                write_csv(history, out_dir / "metrics.csv")
                 plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
                 if writer is not None:
                     for k, v in row.items():
