@@ -16,7 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["PointInput", "as_points", "check_finite", "restore_layout", "check_labels"]
+__all__ = ["PointInput", "as_points", "check_finite", "restore_layout", "check_labels", "check_int", "check_batch",
+           "check_edge_index", "check_dtype", "check_batchnorm_batch"]
 
 
 class PointInput(NamedTuple):
@@ -124,18 +125,7 @@ def as_points(pos, x: Tensor | None = None, batch: Tensor | None = None, *, chec
             batch = torch.zeros(N, dtype=torch.long, device=pos.device)
             num_graphs = 1
         else:
-            if not isinstance(batch, Tensor) or batch.dtype not in (torch.int64, torch.int32):
-                raise TypeError(f"batch must be an integer tensor of graph ids, got {getattr(batch, 'dtype', type(batch))}")
-            if batch.dim() != 1 or batch.shape[0] != N:
-                raise ValueError(
-                    f"batch must have shape (N,) = ({N},) to match pos, got {tuple(batch.shape)}"
-                )
-            batch = batch.long()
-            if check:
-                if bool((batch < 0).any()):
-                    raise ValueError("batch must hold graph ids >= 0, got a negative id")
-                if N > 1 and bool((batch[1:] < batch[:-1]).any()):
-                    raise ValueError("batch must be sorted (non-decreasing graph ids), as PyG's collation makes it")
+            batch = check_batch(batch, N, of="pos", values=check)
             num_graphs = int(batch[-1]) + 1
             if check:
                 counts = torch.bincount(batch, minlength=num_graphs)
@@ -176,3 +166,133 @@ def check_labels(y: Tensor, num_classes: int, name: str = "y") -> None:
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= num_classes:
         raise ValueError(f"{name} must hold class ids in [0, {num_classes}), got values in [{lo}, {hi}]")
+
+
+def check_int(value, name: str, minimum: int | None = None, *, allow_none: bool = False):
+    """Return ``value`` if it is a Python (or NumPy / 0-d tensor) integer ``>= minimum``, else raise.
+
+    Booleans are refused (``True`` is not a count). ``allow_none`` lets ``None`` through unchanged.
+
+    >>> check_int(3, "k", 1)
+    3
+    >>> check_int(0, "k", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be an integer >= 1, got 0
+    >>> check_int(2.5, "num_points")
+    Traceback (most recent call last):
+    ...
+    TypeError: num_points must be an integer, got float 2.5
+    """
+    import numbers
+
+    if value is None and allow_none:
+        return None
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        kind = "None or an integer" if allow_none else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_batch(batch, n: int, name: str = "batch", *, of: str = "pos", values: bool = True) -> Tensor:
+    """Validate a PyG ``batch`` vector of ``n`` sorted, non-negative graph ids; return it as ``long``.
+
+    ``values=False`` skips the checks that read the values (negative ids, order): no device sync.
+
+    >>> check_batch(torch.tensor([0, 0, 1]), 3).tolist()
+    [0, 0, 1]
+    >>> check_batch(torch.tensor([1, 0]), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch must be sorted (non-decreasing graph ids), as PyG's collation makes it
+    >>> check_batch(torch.tensor([0.0, 1.0]), 2)
+    Traceback (most recent call last):
+    ...
+    TypeError: batch must be an integer tensor of graph ids, got torch.float32
+    """
+    if not isinstance(batch, Tensor) or batch.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        got = batch.dtype if isinstance(batch, Tensor) else type(batch).__name__
+        raise TypeError(f"{name} must be an integer tensor of graph ids, got {got}")
+    if batch.dim() != 1 or batch.shape[0] != n:
+        raise ValueError(f"{name} must have shape (N,) = ({n},) to match {of}, got {tuple(batch.shape)}")
+    batch = batch.long()
+    if values and n > 0:
+        if bool((batch < 0).any()):
+            raise ValueError(f"{name} must hold graph ids >= 0, got a negative id")
+        if n > 1 and bool((batch[1:] < batch[:-1]).any()):
+            raise ValueError(f"{name} must be sorted (non-decreasing graph ids), as PyG's collation makes it")
+    return batch
+
+
+def check_edge_index(edge_index, num_nodes: int, name: str = "edge_index") -> Tensor:
+    """Validate a PyG ``edge_index`` ``(2, E)`` of integer node ids in ``[0, num_nodes)``; return it as ``long``.
+
+    Row 0 holds the sources ``j``, row 1 the targets ``i`` (PyG's order; not checked, only the ids are).
+
+    >>> check_edge_index(torch.tensor([[0, 1], [1, 0]]), 2).shape
+    torch.Size([2, 2])
+    >>> check_edge_index(torch.tensor([[0, 2], [1, 0]]), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: edge_index must hold node ids in [0, 2), got values in [0, 2]
+    >>> check_edge_index(torch.zeros(3, 4, dtype=torch.long), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: edge_index must have shape (2, E), got (3, 4)
+    """
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (2, E), got {type(edge_index).__name__}")
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of node ids, got dtype {edge_index.dtype}")
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"{name} must have shape (2, E), got {tuple(edge_index.shape)}")
+    edge_index = edge_index.long()
+    if edge_index.numel():
+        lo, hi = int(edge_index.min()), int(edge_index.max())
+        if lo < 0 or hi >= num_nodes:
+            raise ValueError(f"{name} must hold node ids in [0, {num_nodes}), got values in [{lo}, {hi}]")
+    return edge_index
+
+
+def check_dtype(t: Tensor, module, name: str) -> None:
+    """Raise ``TypeError`` if floating tensor ``t`` and ``module``'s parameters differ in dtype, naming the fix.
+
+    >>> check_dtype(torch.zeros(2, 3), torch.nn.Linear(3, 1), "pos")
+    >>> check_dtype(torch.zeros(2, 3, dtype=torch.float64), torch.nn.Linear(3, 1), "pos")
+    Traceback (most recent call last):
+    ...
+    TypeError: pos has dtype torch.float64 but the model's parameters are torch.float32; convert one of them (pos.to(torch.float32) or model.to(torch.float64))
+    """
+    param = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if param is None or t is None or not t.is_floating_point() or t.dtype == param.dtype:
+        return
+    raise TypeError(
+        f"{name} has dtype {t.dtype} but the model's parameters are {param.dtype}; convert one of them "
+        f"({name}.to({param.dtype}) or model.to({t.dtype}))"
+    )
+
+
+def check_batchnorm_batch(module, num_rows: int, what: str = "clouds") -> None:
+    """Raise ``ValueError`` when a module with BatchNorm in training mode gets a batch of one (cloud or node).
+
+    BatchNorm cannot estimate a variance from a single value per channel; the cause is a batch with one
+    cloud (cloud-level BatchNorm) in ``train()`` mode.
+
+    >>> check_batchnorm_batch(torch.nn.BatchNorm1d(4), 2)
+    >>> check_batchnorm_batch(torch.nn.BatchNorm1d(4), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: the batch holds 1 clouds, but the model's BatchNorm layers are in training mode and need at least 2 clouds to normalise over: use a batch of >= 2 clouds, or call model.eval() for inference
+    """
+    if num_rows >= 2 or not module.training:
+        return
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules()):
+        raise ValueError(
+            f"the batch holds {num_rows} {what}, but the model's BatchNorm layers are in training mode and need at "
+            f"least 2 {what} to normalise over: use a batch of >= 2 {what}, or call model.eval() for inference"
+        )
