@@ -3,16 +3,22 @@
 Resolution order (later wins), as in timm's ``train.py``:
 
 1. :data:`DEFAULTS` (every known key, with its type and, where it has one, its allowed values);
-2. a named built-in config (``equinets/train/configs/NAME.yaml``) or a YAML file path;
+2. a named built-in config (``equinets/train/configs/NAME.yaml``) or a YAML file path, itself
+   resolved through its ``base:`` chain (a cycle is an error naming the chain);
 3. command-line overrides ``key=value`` (values parsed as YAML, dotted keys reach into the
    free-form dicts ``model_kwargs`` / ``dataset_kwargs``).
 
-Unknown keys and values outside the allowed set raise :class:`ConfigError` naming the key, what
-was expected and what came, with the closest known key as a hint.
+Values are read with YAML 1.2's number syntax, so ``1e-3``, ``1E-3``, ``+1e-3`` and ``.5`` are floats in
+files and overrides alike (PyYAML's YAML 1.1 reads ``1e-3`` as a string). Every key is type-checked
+(:data:`KEY_KINDS`); numbers must be finite (``.nan``, ``nan``, ``inf`` are refused); ``dataset`` and
+``model`` must be registered names, and ``dataset_kwargs`` / ``model_kwargs`` are checked against the
+dataset's and model's constructor signatures, all before any data is read or generated. Errors are
+:class:`ConfigError` naming the key, what was expected and what came, with the closest known name
+as a hint.
 
->>> cfg = resolve_config("shapes-pointnet", ["epochs=3", "model_kwargs.emb_dims=256"])
->>> cfg["epochs"], cfg["model"], cfg["model_kwargs"]["emb_dims"]
-(3, 'pointnet', 256)
+>>> cfg = resolve_config("shapes-pointnet", ["epochs=3", "model_kwargs.emb_dims=256", "lr=1e-3"])
+>>> cfg["epochs"], cfg["model"], cfg["model_kwargs"]["emb_dims"], cfg["lr"]
+(3, 'pointnet', 256, 0.001)
 >>> resolve_config(None, ["epoch=3"])
 Traceback (most recent call last):
 ...
@@ -23,19 +29,24 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "DEFAULTS", "CHOICES", "DEFAULT_CONFIG", "list_configs", "load_config",
-           "resolve_config", "validate_config"]
+from ..errors import UserError
+
+__all__ = ["ConfigError", "DEFAULTS", "CHOICES", "KEY_KINDS", "DEFAULT_CONFIG", "list_configs", "load_config",
+           "resolve_config", "validate_config", "parse_override", "yaml_load"]
 
 DEFAULT_CONFIG = "shapes-fa-pointnet"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration key or value that equinets does not accept."""
 
 
@@ -69,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 64,
     "eval_every": 1,  # evaluate after every k-th epoch (and always after the last one)
     "eval_split": "test",
+    "test_at_best": False,  # with eval_split=val: evaluate the test split whenever val improves
+    "time_budget": 0.0,  # seconds; > 0: stop after the first epoch past it (evaluated), resumable
     "optimizer": "adam",
     "lr": 1e-3,
     "weight_decay": 1e-4,
@@ -83,7 +96,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "num_workers": 0,
     "deterministic": True,
-    "log_every": 0,
+    "log_every": 0,  # > 0: print (and log to TensorBoard) the training loss every that many steps
 }
 
 #: allowed values of the enumerated keys
@@ -100,9 +113,49 @@ CHOICES: dict[str, tuple] = {
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
 }
 
-_POSITIVE_INT = ("num_points", "epochs", "batch_size", "eval_batch_size", "eval_every", "step_size")
-_NONNEG_FLOAT = ("lr", "weight_decay", "momentum", "min_lr", "gamma", "label_smoothing", "grad_clip",
-                 "jitter", "shift", "scale_low", "scale_high")
+#: the kind of every key: "choice" (see :data:`CHOICES`), "str", "pos_int", "nonneg_int", "nonneg_float",
+#: "bool", "mapping", "irreps" (None or e3nn irreps)
+KEY_KINDS: dict[str, str] = {
+    **{k: "choice" for k in CHOICES},
+    **{k: "str" for k in ("name", "dataset", "model", "data_root", "target")},
+    **{k: "pos_int" for k in ("num_points", "epochs", "batch_size", "eval_batch_size", "eval_every", "step_size")},
+    **{k: "nonneg_int" for k in ("seed", "num_workers", "log_every", "fa_num_samples")},
+    **{k: "nonneg_float" for k in ("lr", "weight_decay", "momentum", "min_lr", "gamma", "label_smoothing",
+                                   "grad_clip", "jitter", "shift", "scale_low", "scale_high", "time_budget")},
+    **{k: "bool" for k in ("use_features", "deterministic", "fa_position_output", "test_at_best")},
+    **{k: "mapping" for k in ("model_kwargs", "dataset_kwargs")},
+    **{k: "irreps" for k in ("fa_irreps_in", "fa_irreps_out")},
+}
+assert set(KEY_KINDS) == set(DEFAULTS), set(KEY_KINDS) ^ set(DEFAULTS)
+
+#: constructor arguments the trainer sets itself, with where the user sets them instead
+_RESERVED = {
+    "dataset_kwargs": {"root": "data_root", "split": "eval_split (train always uses 'train')",
+                       "num_points": "the top-level key num_points", "transform": "train_rotation/test_rotation"},
+    "model_kwargs": {"in_channels": "use_features (the dataset's feature width)",
+                     "out_channels": "the dataset (its classes or target width)",
+                     "task": "task and output_level"},
+}
+
+# YAML 1.2 floats that YAML 1.1 (PyYAML) leaves as strings: 1e-3, 1E-3, +1e-3, 5e4 (no dot, or signed exponent)
+_FLOAT_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_NUMBER_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$")
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads YAML 1.2 exponent floats (``1e-3``) as floats."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
+def yaml_load(text: str):
+    """Parse YAML with PyYAML's safe loader plus YAML 1.2 floats.
+
+    >>> yaml_load("lr: 1e-3\\nwd: 5E-4\\nm: +1e-3\\nh: .5\\nn: 10")
+    {'lr': 0.001, 'wd': 0.0005, 'm': 0.001, 'h': 0.5, 'n': 10}
+    """
+    return yaml.load(text, Loader=_Loader)
 
 
 def _configs_dir():
@@ -110,128 +163,323 @@ def _configs_dir():
 
 
 def list_configs() -> list[str]:
-    """Names of the built-in configs shipped with the package."""
+    """Names of the built-in configs shipped with the package.
+
+    >>> "shapes-fa-pointnet" in list_configs()
+    True
+    """
     return sorted(p.name[:-5] for p in _configs_dir().iterdir() if p.name.endswith(".yaml"))
 
 
 def _read_yaml(text: str, where: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config {where} is not valid YAML: {e}") from None
+        raise ConfigError(f"config {where} is not valid YAML: {' '.join(str(e).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {where} must be a mapping of key: value, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"config {where}: keys must be strings, got {bad[0]!r}")
     return data
 
 
-def load_config(name_or_path: str | Path | None) -> dict:
-    """Read a built-in config by name, or a YAML file by path, resolving ``base:`` chains.
-
-    A config may name another with ``base: NAME_OR_PATH``; its keys override the base's.
-    """
-    if name_or_path is None:
-        name_or_path = DEFAULT_CONFIG
+def _locate(name_or_path, relative_to: Path | None) -> tuple[str, str, str]:
+    """(identity, display name, text) of a config name or path."""
+    if not isinstance(name_or_path, (str, Path)) or str(name_or_path) == "":
+        raise ConfigError(f"a config must be a built-in name or a YAML file path, got {name_or_path!r}")
     p = Path(name_or_path)
+    if relative_to is not None and not p.is_absolute() and (relative_to / p).is_file():
+        p = relative_to / p
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist")
-        data = _read_yaml(p.read_text(), repr(str(p)))
-    else:
-        f = _configs_dir() / f"{name_or_path}.yaml"
-        if not f.is_file():
-            raise ConfigError(
-                f"unknown config {str(name_or_path)!r}: expected a YAML file path or one of {list_configs()}"
-            )
-        data = _read_yaml(f.read_text(), repr(str(name_or_path)))
+        return str(p.resolve()), str(p), p.read_text()
+    f = _configs_dir() / f"{name_or_path}.yaml"
+    if not f.is_file():
+        close = difflib.get_close_matches(str(name_or_path), list_configs(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown config {str(name_or_path)!r}{hint}: expected a YAML file path or one of "
+                          f"{list_configs()}")
+    return f"builtin:{name_or_path}", str(name_or_path), f.read_text()
+
+
+def load_config(name_or_path: str | Path | None, _chain: tuple = (), _relative_to: Path | None = None) -> dict:
+    """Read a built-in config by name, or a YAML file by path, resolving ``base:`` chains.
+
+    A config may name another with ``base: NAME_OR_PATH`` (a path relative to the including file's
+    folder, or to the working directory); its keys override the base's. A cycle raises
+    :class:`ConfigError` naming the chain.
+
+    >>> load_config("shapes-dgcnn")["model"]
+    'dgcnn'
+    """
+    if name_or_path is None:
+        name_or_path = DEFAULT_CONFIG
+    ident, shown, text = _locate(name_or_path, _relative_to)
+    names = [s for _, s in _chain]
+    if ident in [i for i, _ in _chain]:
+        raise ConfigError(f"config 'base' cycle: {' -> '.join(names + [shown])}")
+    data = _read_yaml(text, repr(shown))
     base = data.pop("base", None)
     if base is not None:
-        merged = load_config(base)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"config key 'base' in {shown!r} must be a config name or YAML path, got {base!r}")
+        here = Path(ident).parent if not ident.startswith("builtin:") else None
+        merged = load_config(base, _chain + ((ident, shown),), here)
         merged.update(data)
         data = merged
     return data
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split a ``key=value`` override; the value is parsed as YAML (``key=`` gives None).
+
+    >>> parse_override("lr=1e-3"), parse_override("model_kwargs.k=10")
+    (('lr', 0.001), ('model_kwargs.k', 10))
+    """
+    if not isinstance(item, str) or "=" not in item:
         raise ConfigError(f"override {item!r} must have the form key=value")
     key, raw = item.split("=", 1)
     key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has no key before '='; expected key=value")
+    if "." in key:
+        top, sub = key.split(".", 1)
+        if top not in ("model_kwargs", "dataset_kwargs"):
+            raise ConfigError(f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* take sub-keys")
+        if not sub or "." in sub:
+            raise ConfigError(f"dotted override {key!r} must be {top}.NAME with one sub-key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else None
-    except yaml.YAMLError:
-        value = raw
+        value = yaml_load(raw) if raw.strip() != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {key!r}: value {raw!r} is not valid YAML ({' '.join(str(e).split())})") from None
     return key, value
 
 
-def _hint(key: str) -> str:
-    close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f"; known keys: {sorted(DEFAULTS)}"
+def _hint(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; known: {sorted(known)}"
+
+
+def _as_float(value):
+    """A number from an int, float or numeric string (YAML 1.1 leftovers like '1e-3'); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+        return float(value.strip().replace("_", ""))
+    return None
+
+
+def _check_finite_tree(value, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {where!r} must be finite, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite_tree(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite_tree(v, f"{where}[{i}]")
+
+
+def _check_value(key: str, value):
+    """The validated (possibly coerced) value of top-level ``key``."""
+    kind = KEY_KINDS[key]
+    if kind == "choice":
+        allowed = CHOICES[key]
+        if isinstance(value, (dict, list)) or value not in allowed or type(value) not in {type(a) for a in allowed}:
+            raise ConfigError(f"config key {key!r} must be one of {list(allowed)}, got {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"config key {key!r} must be a non-empty string, got {value!r}")
+        if key == "name" and ("/" in value or "\\" in value or value in (".", "..")):
+            raise ConfigError(f"config key 'name' names a run folder and must not contain '/', got {value!r}")
+        return value
+    if kind in ("pos_int", "nonneg_int"):
+        low = 1 if kind == "pos_int" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            what = "a positive integer" if low else "a non-negative integer"
+            raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
+        return value
+    if kind == "nonneg_float":
+        v = _as_float(value)
+        if v is None:
+            raise ConfigError(f"config key {key!r} must be a non-negative number, got {value!r}")
+        if not math.isfinite(v):
+            raise ConfigError(f"config key {key!r} must be a finite non-negative number, got {value!r}")
+        if v < 0:
+            raise ConfigError(f"config key {key!r} must be a non-negative number, got {value!r}")
+        return v
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if kind == "mapping":
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        bad = [k for k in value if not isinstance(k, str) or not k]
+        if bad:
+            raise ConfigError(f"config key {key!r}: sub-keys must be non-empty strings, got {bad[0]!r}")
+        _check_finite_tree(value, key)
+        return dict(value)
+    if kind == "irreps":
+        if value is None:
+            return None
+        from e3nn import o3
+
+        try:
+            if not isinstance(value, str):
+                raise TypeError(f"a string, not {type(value).__name__}")
+            o3.Irreps(value)
+        except (ValueError, AssertionError, TypeError) as e:
+            raise ConfigError(f"config key {key!r} must be e3nn irreps like '1o' or '2x0e + 1o', "
+                              f"got {value!r} ({e})") from None
+        return value
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _constructor_params(fn) -> dict[str, inspect.Parameter] | None:
+    """Keyword-passable parameters of ``fn`` (None when it takes ``**kwargs``, i.e. anything)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n: p for n, p in sig.parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+_SIMPLE_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "Path": (str,),
+                 "None": (type(None),)}
+
+
+def _annotation_types(ann) -> tuple | None:
+    """Python types a YAML value may have for annotation ``ann`` (a string under postponed evaluation);
+    None when the annotation is not one of the simple forms (then the value is not type-checked)."""
+    if ann is inspect.Parameter.empty:
+        return None
+    if not isinstance(ann, str):
+        ann = getattr(ann, "__name__", str(ann))
+    out: list[type] = []
+    for part in (p.strip() for p in ann.split("|")):
+        base = part.split("[", 1)[0].split(".")[-1]
+        if base in _SIMPLE_TYPES:
+            out += _SIMPLE_TYPES[base]
+        elif base in ("list", "tuple", "Sequence", "List", "Tuple"):
+            out += [list, tuple]
+        else:
+            return None
+    return tuple(out)
+
+
+def _check_kwargs(group: str, kwargs: dict, owner: str, fn) -> None:
+    """Check ``kwargs`` (``group`` = model_kwargs / dataset_kwargs) against the constructor ``fn``."""
+    reserved = _RESERVED[group]
+    for k in kwargs:
+        if k in reserved:
+            raise ConfigError(f"config key '{group}.{k}' is set by the trainer; use {reserved[k]} instead")
+    params = _constructor_params(fn)
+    if params is None:
+        return
+    accepted = [n for n in params if n not in reserved and n != "self"]
+    for k, v in kwargs.items():
+        if k not in params:
+            close = difflib.get_close_matches(k, accepted, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown config key '{group}.{k}' for {owner} ({hint}accepted: {accepted})")
+        types = _annotation_types(params[k].annotation)
+        if types is None:
+            continue
+        if isinstance(v, bool) and bool not in types:
+            ok = False
+        else:
+            ok = isinstance(v, types)
+        if not ok:
+            want = str(params[k].annotation)
+            raise ConfigError(f"config key '{group}.{k}' of {owner} must be {want}, got {v!r}")
+
+
+def _model_factory(name: str):
+    from ..nn import list_models
+    from ..nn import registry
+
+    if name.lower() not in list_models():
+        raise ConfigError(f"config key 'model': unknown model {name!r}{_hint(name.lower(), list_models())}")
+    try:  # the registry's own lookup (lazy models included); a registry without it skips the signature check
+        registry._resolve_lazy(name.lower())
+        return registry._MODELS.get(name.lower())
+    except AttributeError:  # pragma: no cover
+        return None
+
+
+def _dataset_class(name: str):
+    from ..data.registry import DATASETS
+
+    cls = DATASETS.get(name.lower())
+    if cls is None:
+        raise ConfigError(f"config key 'dataset': unknown dataset {name!r}{_hint(name.lower(), DATASETS)}")
+    return cls
 
 
 def validate_config(cfg: dict) -> dict:
-    """Check keys and values; return a new dict with every key of :data:`DEFAULTS` filled in."""
+    """Check every key and value; return a new dict with every key of :data:`DEFAULTS` filled in.
+
+    Nothing is read or generated: ``dataset``/``model`` are checked against the registries and their
+    ``*_kwargs`` against the constructors' signatures.
+
+    >>> validate_config({"lr": "5e-4"})["lr"]
+    0.0005
+    >>> try:
+    ...     validate_config({"dataset_kwargs": {"num_trian": 10}})
+    ... except ConfigError as e:
+    ...     print(str(e).split(" accepted")[0])
+    unknown config key 'dataset_kwargs.num_trian' for dataset 'shapes' (did you mean 'num_train'?
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"a config must be a mapping of key: value, got {type(cfg).__name__}")
     out = copy.deepcopy(DEFAULTS)
     for key, value in cfg.items():
         if key not in DEFAULTS:
-            raise ConfigError(f"unknown config key {key!r}{_hint(key)}")
+            raise ConfigError(f"unknown config key {key!r}{_hint(str(key), DEFAULTS)}")
         out[key] = value
-    for key, allowed in CHOICES.items():
-        if out[key] not in allowed:
-            raise ConfigError(f"config key {key!r} must be one of {list(allowed)}, got {out[key]!r}")
-    for key in _POSITIVE_INT:
-        v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"config key {key!r} must be a positive integer, got {v!r}")
-    for key in _NONNEG_FLOAT:
-        v = out[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ConfigError(f"config key {key!r} must be a non-negative number, got {v!r}")
-        out[key] = float(v)
-    for key in ("seed", "num_workers", "log_every", "fa_num_samples"):
-        v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(f"config key {key!r} must be a non-negative integer, got {v!r}")
-    for key in ("model_kwargs", "dataset_kwargs"):
-        if not isinstance(out[key], dict):
-            raise ConfigError(f"config key {key!r} must be a mapping, got {out[key]!r}")
-    for key in ("use_features", "deterministic", "fa_position_output"):
-        if not isinstance(out[key], bool):
-            raise ConfigError(f"config key {key!r} must be true or false, got {out[key]!r}")
+    for key in DEFAULTS:
+        out[key] = _check_value(key, out[key])
     if out["scale_low"] > out["scale_high"]:
         raise ConfigError(f"scale_low ({out['scale_low']}) must not exceed scale_high ({out['scale_high']})")
-    for key in ("name", "dataset", "model", "data_root", "target"):
-        if not isinstance(out[key], str) or not out[key]:
-            raise ConfigError(f"config key {key!r} must be a non-empty string, got {out[key]!r}")
-    for key in ("fa_irreps_in", "fa_irreps_out"):
-        if out[key] is not None:
-            from e3nn import o3
-
-            try:
-                o3.Irreps(out[key])
-            except (ValueError, AssertionError) as e:
-                raise ConfigError(f"config key {key!r} must be e3nn irreps like '1o' or '2x0e + 1o', "
-                                  f"got {out[key]!r} ({e})") from None
+    if out["label_smoothing"] >= 1:
+        raise ConfigError(f"config key 'label_smoothing' must be in [0, 1), got {out['label_smoothing']}")
+    if out["test_at_best"] and out["eval_split"] != "val":
+        raise ConfigError("config key 'test_at_best' reports the test split at the best validation epoch and needs "
+                          f"eval_split: val, got eval_split: {out['eval_split']!r}")
+    ds_cls = _dataset_class(out["dataset"])
+    _check_kwargs("dataset_kwargs", out["dataset_kwargs"], f"dataset {out['dataset']!r}", ds_cls)
+    fn = _model_factory(out["model"])
+    if fn is not None:
+        _check_kwargs("model_kwargs", out["model_kwargs"], f"model {out['model']!r}", fn)
     return out
 
 
 def resolve_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
-    """Defaults <- named config or YAML file <- ``key=value`` overrides, validated."""
+    """Defaults <- named config or YAML file <- ``key=value`` overrides, validated (:func:`validate_config`)."""
     cfg = load_config(name_or_path)
     for item in overrides or []:
-        key, value = _parse_override(item)
+        key, value = parse_override(item)
         if "." in key:
             top, sub = key.split(".", 1)
-            if top not in ("model_kwargs", "dataset_kwargs"):
-                raise ConfigError(
-                    f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* take sub-keys"
-                )
-            d = dict(cfg.get(top) or {})
+            d = cfg.get(top)
+            d = dict(d) if isinstance(d, dict) else {}
             d[sub] = value
             cfg[top] = d
         else:
             if key not in DEFAULTS:
-                raise ConfigError(f"unknown config key {key!r}{_hint(key)}")
+                raise ConfigError(f"unknown config key {key!r}{_hint(key, DEFAULTS)}")
             cfg[key] = value
     return validate_config(cfg)
