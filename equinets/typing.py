@@ -6,9 +6,16 @@ try:  # pyg-lib provides torch.ops.pyg.knn / fps / radius
     import pyg_lib  # noqa: F401
     import torch
 
-    WITH_PYG_LIB = hasattr(torch.ops, "pyg") and hasattr(torch.ops.pyg, "knn")
+    WITH_PYG_LIB = all(hasattr(torch.ops.pyg, op) for op in ("knn", "radius", "fps"))
 except Exception:  # ImportError, or a broken binary wheel
     WITH_PYG_LIB = False
+
+try:  # torch-cluster provides knn / radius / fps (used when pyg-lib is absent)
+    import torch_cluster  # noqa: F401
+
+    WITH_TORCH_CLUSTER = True
+except Exception:
+    WITH_TORCH_CLUSTER = False
 
 try:
     import triton  # noqa: F401
@@ -24,4 +31,4 @@ try:
 except Exception:
     WITH_TENSORBOARD = False
 
-__all__ = ["WITH_PYG_LIB", "WITH_TRITON", "WITH_TENSORBOARD"]
+__all__ = ["WITH_PYG_LIB", "WITH_TORCH_CLUSTER", "WITH_TRITON", "WITH_TENSORBOARD"]

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from .._checks import PointInput
 from ._base import PointBackbone, mlp_layers
-from .neighbors import _knn_core, _knn_flat
+from .neighbors import knn_dense, knn_graph
 from .pool import global_max_pool, global_mean_pool
 
 __all__ = ["DGCNN", "EdgeConv"]
@@ -159,7 +159,7 @@ def _edgeconv_fused(
         deg = None
         E = P * k
     else:
-        i, col = edge_index[0], edge_index[1]
+        col, i = edge_index[0], edge_index[1]  # source j, target i
         m, ssum = _GatherMaxSum.apply(b, col, i, None, want_sum)
         deg = torch.bincount(i, minlength=P)
         k = deg.to(h.dtype).unsqueeze(1)
@@ -256,7 +256,7 @@ class EdgeConv(nn.Module):
         if idx is not None:
             e = centre.view(B, n, 1, -1) + neigh.index_select(0, rows.view(-1)).view(B, n, k, -1)
             return self._edge(e).amax(dim=2).reshape(B * n, -1)
-        i, j = edge_index
+        j, i = edge_index  # source j, target i
         e = self._edge(centre[i] + neigh[j])
         out = e.new_zeros(h.shape[0], e.shape[1])
         return out.scatter_reduce(0, i.unsqueeze(1).expand_as(e), e, reduce="amax", include_self=False)
@@ -360,11 +360,9 @@ class DGCNN(PointBackbone):
         feats = []
         for conv in self.convs:
             if n is not None:  # dense fast path
-                hb = h.view(B, n, -1)
-                idx = _knn_core(hb, hb, min(self.k, n))[0]
-                h = conv(h, idx=idx)
+                h = conv(h, idx=knn_dense(h.view(B, n, -1), min(self.k, n), loop=True))
             else:
-                edge_index = _knn_flat(h, h, self.k, inp.batch, inp.batch, batch_size=B)
+                edge_index = knn_graph(h, self.k, inp.batch, loop=True, batch_size=B)
                 h = conv(h, edge_index=edge_index)
             feats.append(h)
         cat = torch.cat(feats, dim=1)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from .._checks import PointInput
 from ._base import PointBackbone
-from .neighbors import _knn_flat, _radius_flat
+from .neighbors import knn_graph, radius_graph
 from .pool import global_max_pool, global_mean_pool
 
 __all__ = ["GNN", "PointMessageLayer"]
@@ -154,10 +154,10 @@ class GNN(PointBackbone):
     def _forward(self, inp: PointInput, h: Tensor, onehot: Tensor | None) -> Tensor:
         pos, batch, B = inp.pos, inp.batch, inp.num_graphs
         if self.radius is None:
-            edge_index = _knn_flat(pos, pos, self.k, batch, batch, exclude_self=True, batch_size=B)
+            edge_index = knn_graph(pos, self.k, batch, loop=False, batch_size=B)
         else:
-            edge_index = _radius_flat(pos, pos, self.radius, batch, batch, self.max_num_neighbors, True, B)
-        edge_index = edge_index.flip(0)  # (source j, target i)
+            edge_index = radius_graph(pos, self.radius, batch, loop=False, max_num_neighbors=self.max_num_neighbors,
+                                      batch_size=B)
         h = self.embed(h)
         for layer in self.layers:
             h = layer(h, pos, edge_index)

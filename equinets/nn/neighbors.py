@@ -1,9 +1,14 @@
 """Neighbour operations on point clouds: k-nearest neighbours, radius search, farthest-point sampling.
 
 The functions follow PyTorch Geometric's signatures and semantics (``torch_geometric.nn.pool``):
-flat ``(N, D)`` features with sorted ``batch`` vectors, and ``edge_index`` outputs of shape ``(2, E)``.
-When `pyg-lib <https://github.com/pyg-team/pyg-lib>`_ imports (``equinets.typing.WITH_PYG_LIB``) the
-compiled ``torch.ops.pyg`` kernels are used; otherwise a pure-torch path runs.
+flat ``(N, D)`` features with sorted ``batch`` vectors, and ``edge_index`` outputs of shape ``(2, E)``
+(for the graphs: ``edge_index[0]`` the source ``j``, ``edge_index[1]`` the target ``i``).
+
+Backends. When `pyg-lib <https://github.com/pyg-team/pyg-lib>`_ imports
+(``equinets.typing.WITH_PYG_LIB``) its compiled ``torch.ops.pyg`` kernels answer every call; else
+`torch-cluster <https://github.com/rusty1s/pytorch_cluster>`_ when it imports
+(``WITH_TORCH_CLUSTER``); otherwise the pure-torch path below runs. The backbones of
+:mod:`equinets.nn` call these public functions, so an installed backend speeds them up.
 
 The pure-torch kNN never forms a full ``(N, N)`` distance matrix at once. Per chunk of query rows it
 computes the ranking score
@@ -15,7 +20,10 @@ with one ``torch.baddbmm`` (no square root, and ``|y_i|^2`` is dropped since it 
 order within a row), on coordinates centred per cloud to limit cancellation. The ``k`` smallest scores
 of a row are then found in two exact stages: the columns are split into strided groups of 8, the ``k``
 groups with the smallest minima are kept (every score below the ``k``-th smallest group minimum lies in
-one of them), and ``topk`` runs on those ``8 k`` candidates only.
+one of them), and ``topk`` runs on those ``8 k`` candidates only. Ties are broken by index: a row whose
+``k``-th smallest score is shared by a point left out (coincident points) is re-selected with a stable
+sort, so the result is the lexicographically smallest ``(score, index)`` set, as a brute-force search
+by ``(distance, index)`` gives.
 
 Ragged batches are padded to ``(B, N_max, D)`` with padded columns given an infinite score; batches of
 equal-size clouds (the common case) are reshaped without copying.
@@ -24,27 +32,23 @@ equal-size clouds (the common case) are reshaped without copying.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
 
 from .. import typing as _typing
-from .._checks import check_finite
+from .._checks import check_batch, check_finite, check_int
 
 __all__ = ["knn", "knn_graph", "knn_dense", "radius", "radius_graph", "fps"]
 
 _GROUP = 8  # strided group size of the two-stage selection
-_CHUNK_ELEMS = 1 << 20  # score entries per chunk (4 MiB in float32): stays in cache
+_CHUNK_ELEMS = 1 << 18  # score entries per chunk on a CPU (1 MiB in float32): stays in a core's L2
+_CHUNK_ELEMS_GPU = 1 << 26
 
 
 # ----------------------------------------------------------------------------- validation helpers
-def _check_k(k, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
-    return k
-
-
-def _check_features(t: Tensor, name: str) -> Tensor:
+def _check_features(t, name: str) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
@@ -54,28 +58,42 @@ def _check_features(t: Tensor, name: str) -> Tensor:
     if t.dim() != 2:
         raise ValueError(f"{name} must have shape (N, D), got {tuple(t.shape)}")
     check_finite(t, name)
-    return t
+    return t.detach()  # neighbour indices carry no gradient
 
 
-def _check_batch(batch: Tensor | None, n: int, name: str, of: str) -> Tensor | None:
-    if batch is None:
-        return None
-    if not isinstance(batch, Tensor) or batch.dtype not in (torch.int64, torch.int32):
-        got = getattr(batch, "dtype", type(batch).__name__)
-        raise TypeError(f"{name} must be an integer tensor of graph ids, got {got}")
-    if batch.dim() != 1 or batch.shape[0] != n:
-        raise ValueError(f"{name} must have shape (N,) = ({n},) to match {of}, got {tuple(batch.shape)}")
-    batch = batch.long()
-    if n > 0 and bool((batch < 0).any()):
-        raise ValueError(f"{name} must hold graph ids >= 0, got a negative id")
-    if n > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError(f"{name} must be sorted (non-decreasing graph ids), as PyG's collation makes it")
-    return batch
+def _check_radius(r) -> float:
+    if isinstance(r, Tensor) and r.dim() == 0 and r.is_floating_point():
+        r = float(r)
+    if isinstance(r, bool) or not isinstance(r, numbers.Real):
+        raise TypeError(f"r must be a real number > 0, got {type(r).__name__} {r!r}")
+    if not (math.isfinite(r) and r > 0):
+        raise ValueError(f"r must be > 0 and finite, got {r}")
+    return float(r)
 
 
-def _check_flow(flow: str) -> None:
+def _check_flow(flow) -> None:
     if flow not in ("source_to_target", "target_to_source"):
         raise ValueError(f"flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
+
+
+def _batches(x: Tensor, y: Tensor, batch_x, batch_y, batch_size, names=("batch_x", "batch_y")):
+    """Checked ``(batch_x, batch_y, num_clouds)``; one batched side makes the other cloud 0."""
+    batch_x = None if batch_x is None else check_batch(batch_x, x.shape[0], names[0], of="x")
+    batch_y = None if batch_y is None else check_batch(batch_y, y.shape[0], names[1], of="y")
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", 1)
+    if batch_x is None and batch_y is None:
+        return None, None, 1
+    if batch_x is None:
+        batch_x = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    if batch_y is None:
+        batch_y = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+    last = max([int(b[-1]) for b in (batch_x, batch_y) if b.numel()], default=0)
+    if batch_size is None:
+        batch_size = last + 1
+    elif batch_size <= last:
+        raise ValueError(f"batch_size must be > every graph id, got batch_size={batch_size} with graph id {last}")
+    return batch_x, batch_y, batch_size
 
 
 def _ptr(batch: Tensor | None, n: int, size: int, device) -> Tensor:
@@ -89,17 +107,32 @@ def _ptr(batch: Tensor | None, n: int, size: int, device) -> Tensor:
 def _select_smallest(s: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """``k`` smallest entries of each row of ``s`` ``(R, n)`` (unsorted): values and column ids.
 
-    Exact two-stage selection when ``n`` is a multiple of ``_GROUP`` and large compared with ``k``.
+    Exact; the two-stage grouped selection runs when ``n`` is a multiple of ``_GROUP`` and large
+    compared with ``k``. Ties at the ``k``-th value are broken by the lower column id.
     """
     R, n = s.shape
     G = n // _GROUP
     if n % _GROUP or G < 2 * k:
-        return s.topk(k, dim=1, largest=False, sorted=False)
-    sv = s.view(R, _GROUP, G)  # column j = m * G + g belongs to group g
-    groups = sv.amin(1).topk(k, dim=1, largest=False, sorted=False)[1]  # (R, k)
-    cand = sv.gather(2, groups.unsqueeze(1).expand(R, _GROUP, k)).reshape(R, _GROUP * k)
-    val, j = cand.topk(k, dim=1, largest=False, sorted=False)
-    col = torch.div(j, k, rounding_mode="floor") * G + groups.gather(1, j % k)
+        val, col = s.topk(k, dim=1, largest=False, sorted=False)
+        t = val.amax(1, keepdim=True)
+        ambiguous = (s == t).sum(1) > (val == t).sum(1)
+    else:
+        sv = s.view(R, _GROUP, G)  # column j = m * G + g belongs to group g
+        gmin = sv.amin(1)
+        gval, groups = gmin.topk(k, dim=1, largest=False, sorted=False)  # (R, k)
+        cand = sv.gather(2, groups.unsqueeze(1).expand(R, _GROUP, k)).view(R, _GROUP * k)
+        val, j = cand.topk(k, dim=1, largest=False, sorted=False)
+        col = torch.div(j, k, rounding_mode="floor").mul_(G).add_(groups.gather(1, j % k))
+        t = val.amax(1, keepdim=True)
+        # an entry equal to the k-th value t is left out iff it sits in a kept group (cand) or in a
+        # dropped group whose minimum is t
+        sel = (val == t).sum(1)
+        ambiguous = ((cand == t).sum(1) > sel) | ((gmin == t).sum(1) > (gval == t).sum(1))
+    ambiguous &= torch.isfinite(t).squeeze(1)
+    if bool(ambiguous.any()):  # coincident points: take the lowest column ids among the ties
+        rows = ambiguous.nonzero().squeeze(1)
+        srt = s.index_select(0, rows).sort(dim=1, stable=True)
+        val[rows], col[rows] = srt.values[:, :k], srt.indices[:, :k]
     return val, col
 
 
@@ -112,11 +145,10 @@ def _knn_core(
     exclude_self: bool = False,
     cosine: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """k nearest rows of ``x`` ``(B, Nx, D)`` for every row of ``y`` ``(B, Ny, D)``.
+    """The ``k <= Nx`` nearest rows of ``x`` ``(B, Nx, D)`` for every row of ``y`` ``(B, Ny, D)``.
 
-    Returns ``idx`` ``(B, Ny, k')`` with ``k' = min(k, Nx)`` and the ranking ``score`` of each pick;
-    an infinite score marks "no neighbour" (padding, or the excluded self). ``exclude_self`` needs
-    ``x is y`` row for row.
+    Returns ``idx`` ``(B, Ny, k)`` and the ranking ``score`` of each pick; an infinite score marks
+    "no neighbour" (padding, or the excluded self). ``exclude_self`` needs ``x is y`` row for row.
     """
     B, Nx, D = x.shape
     Ny = y.shape[1]
@@ -133,87 +165,152 @@ def _knn_core(
     bias = (x * x).sum(-1)
     if x_valid is not None:
         bias = bias.masked_fill(~x_valid, math.inf)
-    ke = min(k, Nx)
     nxp = Nx
-    if Nx // _GROUP >= 2 * ke and Nx % _GROUP:
-        nxp = Nx + _GROUP - Nx % _GROUP  # pad columns so the grouped selection applies
+    if Nx // _GROUP >= 2 * k and Nx % _GROUP:
+        nxp = Nx + _GROUP - Nx % _GROUP  # pad columns so that the grouped selection applies
         x = torch.cat([x, x.new_zeros(B, nxp - Nx, D)], 1)
         bias = torch.cat([bias, bias.new_full((B, nxp - Nx), math.inf)], 1)
     xt = x.transpose(1, 2)
     bias = bias.unsqueeze(1)
-    idx = torch.empty(B, Ny, ke, dtype=torch.long, device=x.device)
-    score = torch.empty(B, Ny, ke, dtype=x.dtype, device=x.device)
-    bc = max(1, min(B, _CHUNK_ELEMS // nxp))  # clouds per chunk
-    rc = max(1, _CHUNK_ELEMS // (bc * nxp))  # query rows per chunk
+    idx = torch.empty(B, Ny, k, dtype=torch.long, device=x.device)
+    score = torch.empty(B, Ny, k, dtype=x.dtype, device=x.device)
+    elems = _CHUNK_ELEMS if x.device.type == "cpu" else _CHUNK_ELEMS_GPU
+    bc = max(1, min(B, elems // (Ny * nxp)))  # clouds per chunk
+    rc = max(1, min(Ny, elems // (bc * nxp)))  # query rows per chunk
     for b0 in range(0, B, bc):
         b1 = min(B, b0 + bc)
         for r0 in range(0, Ny, rc):
             r1 = min(Ny, r0 + rc)
             s = torch.baddbmm(bias[b0:b1], y[b0:b1, r0:r1], xt[b0:b1], alpha=-2.0)
             if exclude_self:
-                ar = torch.arange(r1 - r0, device=x.device)
-                s[:, ar, ar + r0] = math.inf
-            v, j = _select_smallest(s.view(-1, nxp), ke)
-            idx[b0:b1, r0:r1] = j.view(b1 - b0, r1 - r0, ke)
-            score[b0:b1, r0:r1] = v.view(b1 - b0, r1 - r0, ke)
+                s.diagonal(offset=r0, dim1=1, dim2=2).fill_(math.inf)
+            v, j = _select_smallest(s.view(-1, nxp), k)
+            idx[b0:b1, r0:r1] = j.view(b1 - b0, r1 - r0, k)
+            score[b0:b1, r0:r1] = v.view(b1 - b0, r1 - r0, k)
     return idx, score
 
 
-def _padded(t: Tensor, batch: Tensor, ptr: Tensor, size: int) -> tuple[Tensor, Tensor | None, Tensor]:
-    """``(N, D)`` -> ``(B, M, D)``; returns the padded tensor, the validity mask and local indices."""
+def _padded(t: Tensor, batch: Tensor, ptr: Tensor, size: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(N, D)`` -> ``(B, M, D)``: the padded tensor, its validity mask and each row's slot.
+
+    Equal-size clouds are a view (mask and slots ``None``).
+    """
     counts = ptr[1:] - ptr[:-1]
     n = t.shape[0]
-    if n > 0 and n == size * int(counts[0]) and bool((counts == counts[0]).all()):
-        m = int(counts[0])
-        local = torch.arange(n, device=t.device) % m
-        return t.view(size, m, t.shape[1]), None, local
-    m = int(counts.max()) if size > 0 else 0
+    if n > 0 and n % size == 0 and bool((counts == n // size).all()):
+        return t.view(size, n // size, t.shape[1]), None, None
+    m = max(int(counts.max()), 1)
     local = torch.arange(n, device=t.device) - ptr[batch]
-    out = t.new_zeros(size, max(m, 1), t.shape[1])
+    out = t.new_zeros(size, m, t.shape[1])
     out[batch, local] = t
-    valid = torch.zeros(size, max(m, 1), dtype=torch.bool, device=t.device)
+    valid = torch.zeros(size, m, dtype=torch.bool, device=t.device)
     valid[batch, local] = True
     return out, valid, local
 
 
-def _knn_flat(
-    x: Tensor,
-    y: Tensor,
-    k: int,
-    batch_x: Tensor | None,
-    batch_y: Tensor | None,
-    *,
-    exclude_self: bool = False,
-    cosine: bool = False,
-    batch_size: int | None = None,
-    return_score: bool = False,
-):
-    """Unchecked flat kNN: ``(row, col)`` with ``row`` indexing ``y``; ``exclude_self`` needs ``x is y``."""
+def _knn_pure(x, y, k, batch_x, batch_y, size, *, exclude_self=False, cosine=False, query_row=0) -> Tensor:
+    """Unchecked pure-torch kNN as an ``edge_index`` whose row ``query_row`` indexes ``y`` (sorted) and
+    the other row ``x``; ``exclude_self`` needs ``x is y``."""
     dev = x.device
-    if x.shape[0] == 0 or y.shape[0] == 0:
-        e = torch.empty(2, 0, dtype=torch.long, device=dev)
-        return (e, x.new_empty(0)) if return_score else e
-    if batch_x is None and batch_y is None:
-        size = 1
-    elif batch_size is not None:
-        size = batch_size
-    else:
-        size = max(int(b[-1]) if b is not None else 0 for b in (batch_x, batch_y)) + 1
     bx = batch_x if batch_x is not None else torch.zeros(x.shape[0], dtype=torch.long, device=dev)
     by = batch_y if batch_y is not None else torch.zeros(y.shape[0], dtype=torch.long, device=dev)
-    ptr_x, ptr_y = _ptr(bx, x.shape[0], size, dev), _ptr(by, y.shape[0], size, dev)
+    ptr_x = _ptr(batch_x, x.shape[0], size, dev)
     xp, xv, local_x = _padded(x, bx, ptr_x, size)
-    yp, local_y = (xp, local_x) if exclude_self else _padded(y, by, ptr_y, size)[::2]
-    idx, score = _knn_core(xp, yp, k, x_valid=xv, exclude_self=exclude_self, cosine=cosine)
-    ke = idx.shape[-1]
-    # one row of (B, My, k') per flat y point: y point i sits at (by[i], local_y[i])
-    idx = idx[by, local_y]  # (Ny, k')
-    score = score[by, local_y]
+    if exclude_self:
+        yp, local_y = xp, local_x
+    else:
+        yp, _, local_y = _padded(y, by, _ptr(batch_y, y.shape[0], size, dev), size)
+    ke = min(k, xp.shape[1] - (1 if exclude_self and xv is None else 0))
+    if ke <= 0:
+        return torch.empty(2, 0, dtype=torch.long, device=dev)
+    idx, score = _knn_core(xp, yp, ke, x_valid=xv, exclude_self=exclude_self, cosine=cosine)
+    if local_y is None:  # equal-size y clouds: y point i is row i of the (B, My) block
+        idx, score = idx.view(-1, ke), score.view(-1, ke)
+    else:
+        idx, score = idx[by, local_y], score[by, local_y]
+    if xv is None:  # equal-size x clouds: every pick is a neighbour, no mask
+        e = torch.empty(2, idx.numel(), dtype=torch.long, device=dev)
+        if local_y is None:
+            off = torch.arange(0, size * xp.shape[1], xp.shape[1], device=dev).view(size, 1, 1)
+            torch.add(idx.view(size, -1, ke), off, out=e[1 - query_row].view(size, -1, ke))
+        else:
+            torch.add(idx, ptr_x.index_select(0, by).unsqueeze(1), out=e[1 - query_row].view(-1, ke))
+        e[query_row].view(-1, ke).copy_(torch.arange(y.shape[0], device=dev).unsqueeze(1).expand(-1, ke))
+        return e
+    offset = ptr_x.index_select(0, by)
     keep = torch.isfinite(score)
-    row = torch.arange(y.shape[0], device=dev).unsqueeze(1).expand(-1, ke)
-    col = idx + ptr_x[by].unsqueeze(1)
-    e = torch.stack([row[keep], col[keep]])
-    return (e, score[keep]) if return_score else e
+    row = torch.arange(y.shape[0], device=dev).unsqueeze(1).expand(-1, ke)[keep]
+    col = (idx + offset.unsqueeze(1))[keep]
+    return torch.stack([row, col] if query_row == 0 else [col, row])
+
+
+# ----------------------------------------------------------------------------- compiled backends
+def _pyg_lib():
+    """pyg-lib's compiled operators (``torch.ops.pyg``); the seam through which tests inject a fake."""
+    return torch.ops.pyg
+
+
+def _torch_cluster():
+    """The ``torch_cluster`` module; the seam through which tests inject a fake."""
+    import torch_cluster
+
+    return torch_cluster
+
+
+def _backend() -> str | None:
+    if _typing.WITH_PYG_LIB:
+        return "pyg_lib"
+    if _typing.WITH_TORCH_CLUSTER:
+        return "torch_cluster"
+    return None
+
+
+def _backend_knn(x, y, k, batch_x, batch_y, size, cosine, num_workers) -> Tensor:
+    """``[y index; x index]`` from the compiled backend (``_backend()`` must not be ``None``)."""
+    if _backend() == "pyg_lib":
+        px = None if batch_x is None else _ptr(batch_x, x.shape[0], size, x.device)
+        py = None if batch_y is None else _ptr(batch_y, y.shape[0], size, y.device)
+        e = _pyg_lib().knn(x, y, px, py, k, cosine, num_workers)
+    else:
+        e = _torch_cluster().knn(x, y, k, batch_x, batch_y, cosine=cosine, num_workers=num_workers)
+    return _by_row(e)
+
+
+def _backend_radius(x, y, r, batch_x, batch_y, size, max_num_neighbors, num_workers, ignore_self) -> Tensor:
+    if _backend() == "pyg_lib":
+        px = None if batch_x is None else _ptr(batch_x, x.shape[0], size, x.device)
+        py = None if batch_y is None else _ptr(batch_y, y.shape[0], size, y.device)
+        e = _pyg_lib().radius(x, y, px, py, r, max_num_neighbors, num_workers, ignore_self)
+    else:
+        e = _torch_cluster().radius(x, y, r, batch_x, batch_y, max_num_neighbors + int(ignore_self),
+                                    num_workers=num_workers)
+        if ignore_self:
+            e = _cap_per_row(e[:, e[0] != e[1]], max_num_neighbors, x, y, False, y.shape[0])
+    return _by_row(e)
+
+
+def _by_row(e: Tensor) -> Tensor:
+    """``e`` stably sorted by ``e[0]`` (a no-op for the backends, which group edges by query)."""
+    if e.shape[1] > 1 and bool((e[0, 1:] < e[0, :-1]).any()):
+        e = e[:, torch.argsort(e[0], stable=True)]
+    return e
+
+
+def _cap_per_row(e: Tensor, k: int, x: Tensor, y: Tensor, cosine: bool, n_rows: int) -> Tensor:
+    """Keep, per query ``e[0]``, the ``k`` nearest of its edges (ties by index); sorted by query."""
+    cnt = torch.bincount(e[0], minlength=n_rows)
+    if not bool((cnt > k).any()):
+        return e
+    if cosine:
+        d = -torch.nn.functional.cosine_similarity(y[e[0]], x[e[1]], dim=1)
+    else:
+        d = (y[e[0]] - x[e[1]]).pow(2).sum(1)
+    o = torch.argsort(e[1], stable=True)
+    o = o[torch.argsort(d[o], stable=True)]
+    o = o[torch.argsort(e[0][o], stable=True)]
+    e = e[:, o]
+    rank = torch.arange(e.shape[1], device=e.device) - (torch.cumsum(cnt, 0) - cnt)[e[0]]
+    return e[:, rank < k]
 
 
 # ----------------------------------------------------------------------------- public kNN
@@ -234,9 +331,9 @@ def knn(
         \mathcal{N}(i) = \operatorname{arg\,min}^{(k)}_{j:\ b^x_j = b^y_i} \lVert x_j - y_i \rVert_2
 
     Same signature and output as :func:`torch_geometric.nn.pool.knn`. A ``y`` point that equals an
-    ``x`` point (e.g. ``knn(x, x, k)``) finds that point as its own nearest neighbour (distance 0);
-    use :func:`knn_graph` with ``loop=False`` to leave it out. A cloud of ``x`` with fewer than ``k``
-    points gives all its points. Ties are broken arbitrarily.
+    ``x`` point (e.g. ``knn(x, x, k)``) finds that point (distance 0); use :func:`knn_graph` with
+    ``loop=False`` to leave it out. A cloud of ``x`` with fewer than ``k`` points gives all its points.
+    Ties are broken by the lower index (pure-torch path; the compiled backends break them their way).
 
     Args:
         x: ``(N, D)`` reference points (a 1-D tensor is read as ``(N, 1)``).
@@ -244,8 +341,8 @@ def knn(
         k: number of neighbours, ``>= 1``.
         batch_x, batch_y: sorted graph ids of ``x`` and ``y`` (``None``: one cloud).
         cosine: rank by cosine distance instead of Euclidean distance.
-        num_workers: passed to pyg-lib; the pure-torch path uses torch's threads.
-        batch_size: number of clouds, if known (saves a device sync).
+        num_workers: passed to the compiled backend; the pure-torch path uses torch's threads.
+        batch_size: number of clouds, if known.
 
     Returns:
         ``edge_index`` ``(2, E)`` long: ``edge_index[0]`` indexes ``y``, ``edge_index[1]`` indexes ``x``;
@@ -261,25 +358,16 @@ def knn(
         [[0, 0], [1, 0]]
     """
     x, y = _check_features(x, "x"), _check_features(y, "y")
-    k = _check_k(k)
+    k = check_int(k, "k", 1)
+    num_workers = check_int(num_workers, "num_workers", 1)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same number of columns, got {x.shape[1]} and {y.shape[1]}")
-    batch_x = _check_batch(batch_x, x.shape[0], "batch_x", "x")
-    batch_y = _check_batch(batch_y, y.shape[0], "batch_y", "y")
-    if (batch_x is None) != (batch_y is None) and x.shape[0] and y.shape[0]:
-        # one side unbatched: treat it as cloud 0
-        if batch_x is None:
-            batch_x = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        else:
-            batch_y = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
-    if _typing.WITH_PYG_LIB and x.shape[0] and y.shape[0]:  # pragma: no cover - pyg-lib absent here
-        size = batch_size
-        if batch_x is not None and size is None:
-            size = max(int(batch_x[-1]), int(batch_y[-1])) + 1
-        px = None if batch_x is None else _ptr(batch_x, x.shape[0], size, x.device)
-        py = None if batch_y is None else _ptr(batch_y, y.shape[0], size, y.device)
-        return torch.ops.pyg.knn(x, y, px, py, k, cosine, num_workers)
-    return _knn_flat(x, y, k, batch_x, batch_y, cosine=cosine, batch_size=batch_size)
+    batch_x, batch_y, size = _batches(x, y, batch_x, batch_y, batch_size)
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=x.device)
+    if _backend() is not None:
+        return _backend_knn(x, y, k, batch_x, batch_y, size, bool(cosine), num_workers)
+    return _knn_pure(x, y, k, batch_x, batch_y, size, cosine=bool(cosine))
 
 
 def knn_graph(
@@ -299,8 +387,9 @@ def knn_graph(
     ``edge_index[1]`` the centre (target ``i``), each target having ``min(k, n_b - 1)`` sources
     (``min(k, n_b)`` with ``loop=True``); ``"target_to_source"`` swaps the two rows.
 
-    ``loop=False`` leaves each point out of its own neighbourhood even when other points coincide
-    with it (it takes exactly ``k`` others); ``loop=True`` counts the point itself among its ``k``.
+    ``loop=False`` leaves each point out of its own neighbourhood by index, so that a point with
+    coincident copies still gets exactly ``k`` others (copies included, lower indices first on ties);
+    ``loop=True`` counts the point itself among its ``k``.
 
     Args:
         x: ``(N, D)`` points or features.
@@ -319,31 +408,33 @@ def knn_graph(
         [[1, 0, 1], [0, 1, 2]]
     """
     x = _check_features(x, "x")
-    k = _check_k(k)
+    k = check_int(k, "k", 1)
+    num_workers = check_int(num_workers, "num_workers", 1)
     _check_flow(flow)
-    batch = _check_batch(batch, x.shape[0], "batch", "x")
-    if _typing.WITH_PYG_LIB and x.shape[0]:  # pragma: no cover - pyg-lib absent here
-        size = batch_size if batch_size is not None else (None if batch is None else int(batch[-1]) + 1)
-        p = None if batch is None else _ptr(batch, x.shape[0], size, x.device)
-        e = torch.ops.pyg.knn(x, x, p, p, k if loop else k + 1, cosine, num_workers)
-        if not loop:
-            e = e[:, e[0] != e[1]]
-    else:
-        e = _knn_flat(x, x, k, batch, batch, exclude_self=not loop, cosine=cosine, batch_size=batch_size)
-    return e.flip(0) if flow == "source_to_target" else e
+    batch, _, size = _batches(x, x, batch, batch, batch_size, ("batch", "batch"))
+    if x.shape[0] == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=x.device)
+    target = 1 if flow == "source_to_target" else 0
+    if _backend() is None:
+        return _knn_pure(x, x, k, batch, batch, size, exclude_self=not loop, cosine=bool(cosine), query_row=target)
+    e = _backend_knn(x, x, k if loop else k + 1, batch, batch, size, bool(cosine), num_workers)
+    if not loop:  # drop self by index; with > k coincident copies self may be missing: keep the k nearest
+        e = _cap_per_row(e[:, e[0] != e[1]], k, x, x, bool(cosine), x.shape[0])
+    return e if target == 0 else e.flip(0)
 
 
 def knn_dense(pos: Tensor, k: int, *, loop: bool = True, cosine: bool = False) -> Tensor:
     r"""Indices of the ``k`` nearest points of every point, for a dense batch of equal-size clouds.
 
-    The fast path behind :func:`knn_graph` and :class:`~equinets.nn.DGCNN`: one batched score matrix
-    ``|x_j|^2 - 2 x_i . x_j`` per chunk (``torch.baddbmm``) and an exact two-stage ``topk``.
+    The fast path behind :class:`~equinets.nn.DGCNN`: one batched score matrix
+    ``|x_j|^2 - 2 x_i . x_j`` per chunk (``torch.baddbmm``) and an exact two-stage ``topk``
+    (a compiled backend, when installed, answers instead).
 
     Args:
         pos: ``(B, N, D)`` points (or features).
         k: neighbours per point; ``k <= N`` (``k <= N - 1`` when ``loop=False``).
         loop: whether a point is its own neighbour (as in DGCNN, default) -- it then comes first up
-            to ties with coincident points.
+            to ties with coincident points (broken by index) and rounding.
         cosine: rank by cosine distance.
 
     Returns:
@@ -361,25 +452,32 @@ def knn_dense(pos: Tensor, k: int, *, loop: bool = True, cosine: bool = False) -
         raise TypeError(f"pos must be a floating-point torch.Tensor, got {getattr(pos, 'dtype', type(pos))}")
     if pos.dim() != 3 or pos.shape[0] == 0 or pos.shape[1] == 0:
         raise ValueError(f"pos must have shape (B, N, D) with B, N >= 1, got {tuple(pos.shape)}")
-    k = _check_k(k)
-    n_max = pos.shape[1] - (0 if loop else 1)
+    k = check_int(k, "k", 1)
+    B, N, D = pos.shape
+    n_max = N - (0 if loop else 1)
     if k > n_max:
-        raise ValueError(
-            f"k must be <= {n_max} (N = {pos.shape[1]}, loop={loop}) for a dense (B, N, k) result, got {k}"
-        )
+        raise ValueError(f"k must be <= {n_max} (N = {N}, loop={loop}) for a dense (B, N, k) result, got {k}")
     check_finite(pos, "pos")
-    return _knn_core(pos, pos, k, exclude_self=not loop, cosine=cosine)[0]
+    pos = pos.detach()
+    if _backend() is None:
+        return _knn_core(pos, pos, k, exclude_self=not loop, cosine=bool(cosine))[0]
+    flat = pos.reshape(B * N, D)
+    batch = torch.arange(B, device=pos.device).repeat_interleave(N)
+    e = _backend_knn(flat, flat, k if loop else k + 1, batch, batch, B, bool(cosine), 1)
+    if not loop:
+        e = _cap_per_row(e[:, e[0] != e[1]], k, flat, flat, bool(cosine), B * N)
+    if e.shape[1] != B * N * k:
+        raise RuntimeError(f"the compiled kNN backend returned {e.shape[1]} edges, expected B N k = {B * N * k}")
+    return (e[1] - torch.div(e[0], N, rounding_mode="floor") * N).view(B, N, k)
 
 
 # ----------------------------------------------------------------------------- radius
-def _radius_flat(x, y, r, batch_x, batch_y, max_num_neighbors, exclude_self, batch_size):
-    e, _ = _knn_flat(
-        x, y, max_num_neighbors, batch_x, batch_y, exclude_self=exclude_self, batch_size=batch_size,
-        return_score=True,
-    )
+def _radius_pure(x, y, r, batch_x, batch_y, size, max_num_neighbors, exclude_self, query_row=0) -> Tensor:
+    e = _knn_pure(x, y, max_num_neighbors, batch_x, batch_y, size, exclude_self=exclude_self)
     d2 = (x[e[1]] - y[e[0]]).pow(2).sum(-1)  # exact distances of the candidates
     e = e[:, d2 < r * r]
-    return e[:, (e[0] * x.shape[0] + e[1]).argsort()]  # deterministic order: by row, then col
+    e = e[:, (e[0] * x.shape[0] + e[1]).argsort()]  # deterministic order: by query, then neighbour
+    return e if query_row == 0 else e.flip(0)
 
 
 def radius(
@@ -412,26 +510,17 @@ def radius(
         [[0, 0], [0, 1]]
     """
     x, y = _check_features(x, "x"), _check_features(y, "y")
-    max_num_neighbors = _check_k(max_num_neighbors, "max_num_neighbors")
-    if not r > 0:
-        raise ValueError(f"r must be > 0, got {r}")
+    r = _check_radius(r)
+    max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors", 1)
+    num_workers = check_int(num_workers, "num_workers", 1)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same number of columns, got {x.shape[1]} and {y.shape[1]}")
-    batch_x = _check_batch(batch_x, x.shape[0], "batch_x", "x")
-    batch_y = _check_batch(batch_y, y.shape[0], "batch_y", "y")
-    if _typing.WITH_PYG_LIB and x.shape[0] and y.shape[0]:  # pragma: no cover
-        size = batch_size
-        if batch_x is not None and size is None:
-            size = max(int(batch_x[-1]), int(batch_y[-1])) + 1
-        px = None if batch_x is None else _ptr(batch_x, x.shape[0], size, x.device)
-        py = None if batch_y is None else _ptr(batch_y, y.shape[0], size, y.device)
-        return torch.ops.pyg.radius(x, y, px, py, float(r), max_num_neighbors, num_workers, False)
-    if (batch_x is None) != (batch_y is None):
-        if batch_x is None:
-            batch_x = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        else:
-            batch_y = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
-    return _radius_flat(x, y, r, batch_x, batch_y, max_num_neighbors, False, batch_size)
+    batch_x, batch_y, size = _batches(x, y, batch_x, batch_y, batch_size)
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=x.device)
+    if _backend() is not None:
+        return _backend_radius(x, y, r, batch_x, batch_y, size, max_num_neighbors, num_workers, False)
+    return _radius_pure(x, y, r, batch_x, batch_y, size, max_num_neighbors, False)
 
 
 def radius_graph(
@@ -448,7 +537,8 @@ def radius_graph(
 
     Same signature and output as :func:`torch_geometric.nn.pool.radius_graph`; with the default flow
     ``edge_index[0]`` is the neighbour (source) and ``edge_index[1]`` the centre (target). Each target
-    keeps its ``max_num_neighbors`` nearest qualifying sources; ``loop=True`` counts the point itself.
+    keeps its ``max_num_neighbors`` nearest qualifying sources; ``loop=False`` leaves the point itself
+    out by index (coincident copies stay), ``loop=True`` counts it.
 
     Shapes:
         ``x`` ``(N, D)`` -> ``(2, E)`` sorted by target.
@@ -458,17 +548,17 @@ def radius_graph(
         [[1, 0], [0, 1]]
     """
     x = _check_features(x, "x")
-    max_num_neighbors = _check_k(max_num_neighbors, "max_num_neighbors")
-    if not r > 0:
-        raise ValueError(f"r must be > 0, got {r}")
+    r = _check_radius(r)
+    max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors", 1)
+    num_workers = check_int(num_workers, "num_workers", 1)
     _check_flow(flow)
-    batch = _check_batch(batch, x.shape[0], "batch", "x")
-    if _typing.WITH_PYG_LIB and x.shape[0]:  # pragma: no cover
-        size = batch_size if batch_size is not None else (None if batch is None else int(batch[-1]) + 1)
-        p = None if batch is None else _ptr(batch, x.shape[0], size, x.device)
-        e = torch.ops.pyg.radius(x, x, p, p, float(r), max_num_neighbors, num_workers, not loop)
+    batch, _, size = _batches(x, x, batch, batch, batch_size, ("batch", "batch"))
+    if x.shape[0] == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=x.device)
+    if _backend() is not None:
+        e = _backend_radius(x, x, r, batch, batch, size, max_num_neighbors, num_workers, not loop)
     else:
-        e = _radius_flat(x, x, r, batch, batch, max_num_neighbors, not loop, batch_size)
+        e = _radius_pure(x, x, r, batch, batch, size, max_num_neighbors, not loop)
     return e.flip(0) if flow == "source_to_target" else e
 
 
@@ -491,7 +581,8 @@ def fps(
         s_t = \operatorname{arg\,max}_i \min_{u < t} \lVert x_i - x_{s_u} \rVert_2,
 
     lowest index on ties. The loop runs over the ``max_b m_b`` steps, each step vectorised over the
-    clouds (padded to the largest one).
+    clouds (padded to the largest one). A compiled backend, when installed, answers instead unless a
+    ``generator`` is given.
 
     Args:
         x: ``(N, D)`` points.
@@ -513,16 +604,16 @@ def fps(
         [0, 2, 3]
     """
     x = _check_features(x, "x")
-    if not (isinstance(ratio, (int, float)) and 0.0 < float(ratio) <= 1.0):
+    if isinstance(ratio, bool) or not (isinstance(ratio, numbers.Real) and 0.0 < float(ratio) <= 1.0):
         raise ValueError(f"ratio must be a number in (0, 1], got {ratio!r}")
-    batch = _check_batch(batch, x.shape[0], "batch", "x")
+    batch, _, size = _batches(x, x, batch, batch, batch_size, ("batch", "batch"))
     dev = x.device
     if x.shape[0] == 0:
         return torch.empty(0, dtype=torch.long, device=dev)
-    size = 1 if batch is None else (batch_size if batch_size is not None else int(batch[-1]) + 1)
-    if _typing.WITH_PYG_LIB and generator is None:  # pragma: no cover
-        p = _ptr(batch, x.shape[0], size, dev)
-        return torch.ops.pyg.fps(x, p, float(ratio), random_start)
+    if _backend() is not None and generator is None:
+        if _backend() == "pyg_lib":
+            return _pyg_lib().fps(x, _ptr(batch, x.shape[0], size, dev), float(ratio), bool(random_start))
+        return _torch_cluster().fps(x, batch, float(ratio), bool(random_start))
     b = batch if batch is not None else torch.zeros(x.shape[0], dtype=torch.long, device=dev)
     ptr = _ptr(b, x.shape[0], size, dev)
     counts = ptr[1:] - ptr[:-1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from equinets.nn import DGCNN, EdgeConv
-from equinets.nn.neighbors import _knn_core, _knn_flat
+from equinets.nn import knn_dense, knn_graph
 
 F64 = torch.float64
 
@@ -60,7 +60,7 @@ def _assert_same(fused, naive, fused_in, naive_in, call, rtol=1e-9, atol=1e-10):
 
 def _dense_idx(h, B, n, k):
     hb = h.detach().view(B, n, -1)
-    return _knn_core(hb, hb, k)[0]
+    return knn_dense(hb, k)
 
 
 @pytest.mark.parametrize("train", [True, False])
@@ -84,10 +84,10 @@ def test_edgeconv_ragged_matches_naive(train):
     fused, naive = _pair(conv)
     h = torch.randn(sum(sizes), cin, dtype=F64)
     batch = torch.cat([torch.full((s,), i) for i, s in enumerate(sizes)])
-    ei = _knn_flat(h, h, k, batch, batch, batch_size=len(sizes))
+    ei = knn_graph(h, k, batch, loop=True)  # (source j, target i)
     perm = torch.randperm(ei.shape[1])  # unsorted edge lists work too
     ei = ei[:, perm]
-    ei = ei[:, ei[0] != 5]  # point 5 without edges: zeros
+    ei = ei[:, ei[1] != 5]  # target 5 without edges: zeros
     hf, hn = h.clone().requires_grad_(), h.clone().requires_grad_()
     _assert_same(fused, naive, (hf,), (hn,), lambda m, x: m(x, edge_index=ei))
     assert not fused(h, edge_index=ei)[5].any()
@@ -111,7 +111,7 @@ def test_edgeconv_ties_and_zero_gamma(train):
     hf, hn = h.clone().requires_grad_(), h.clone().requires_grad_()
     _assert_same(fused, naive, (hf,), (hn,), lambda m, x: m(x, idx=idx))
     batch = torch.arange(B).repeat_interleave(n)
-    ei = _knn_flat(h, h, k, batch, batch, batch_size=B)
+    ei = knn_graph(h, k, batch, loop=True)
     _assert_same(fused, naive, (hf,), (hn,), lambda m, x: m(x, edge_index=ei))
 
 
