@@ -1,15 +1,29 @@
 """Task metrics as all-reducible sufficient statistics.
 
-Each meter accumulates sums (a confusion matrix, per-category IoU sums, squared errors) so that
-distributed evaluation adds the statistics of every rank before the ratios are taken, and the
-result equals a single-process evaluation of the same samples.
+Each meter accumulates sums (a confusion matrix, per-category IoU sums, squared errors) in float64
+so that distributed evaluation adds the statistics of every rank before the ratios are taken, and
+the result equals a single-process evaluation of the same samples.
 
 * classification: overall accuracy and class-balanced accuracy (mean per-class recall);
 * segmentation: ShapeNetPart's conventions (Qi et al. 2017; Wang et al. 2019): logits restricted to
   the parts of the shape's category; per-part IoU with a part absent from both prediction and
   ground truth counted as 1; shape IoU = mean over the category's parts; **instance mIoU** = mean
-  over shapes; **class mIoU** = mean over categories of their mean shape IoU;
+  over shapes; **class mIoU** = mean over categories of their mean shape IoU; point accuracy from the
+  unrestricted argmax over all parts;
 * regression: mean squared error over all target entries.
+
+**Devices.** Statistics live on the device of the tensors given to ``update`` (the model's), so a
+CUDA evaluation accumulates without a host sync per batch. :meth:`all_reduce` moves them, in one
+flat float64 buffer, to the device of the process group's backend (``cuda`` for NCCL, which
+refuses CPU tensors; ``cpu`` for gloo; :func:`equinets.train.distributed.group_device`), sums them
+over the ranks and copies the sums back. :meth:`compute` returns plain Python floats.
+
+**Empty meters.** A meter that saw no sample (an empty split, or every rank's shard empty) has no
+metrics: :meth:`compute` raises :class:`EmptyMeterError` (a ``ValueError`` and an
+:class:`equinets.errors.UserError`, so the CLI reports one line ``error: ...`` with exit 2) rather
+than returning NaN, so no NaN reaches ``metrics.csv`` or the JSON the CLI prints. A class with no sample is left
+out of the balanced accuracy, a category with no shape out of the class mIoU (as in ShapeNetPart's
+protocol); the ``loss`` key is present only when :meth:`add_loss` was called.
 """
 
 from __future__ import annotations
@@ -17,39 +31,117 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["ClassificationMeter", "SegmentationMeter", "RegressionMeter", "shape_ious", "all_reduce_"]
+from .._checks import check_batch, check_int, check_labels
+from ..errors import UserError
+from .distributed import group_device
+
+__all__ = ["ClassificationMeter", "SegmentationMeter", "RegressionMeter", "EmptyMeterError", "shape_ious",
+           "all_reduce_"]
 
 
-def all_reduce_(*tensors: Tensor) -> None:
-    """Sum tensors in place over the process group, when one is initialised."""
+class EmptyMeterError(UserError, ValueError):
+    """A meter was asked for metrics before it saw any sample (an empty split: a user error, exit 2 in the CLI)."""
+
+
+def all_reduce_(*tensors: Tensor, group=None) -> None:
+    """Sum tensors in place over the process group ``group``, when one is initialised (else do nothing).
+
+    The tensors are packed into one buffer per dtype on :func:`group_device` (so NCCL gets CUDA
+    tensors and gloo CPU tensors, wherever the inputs live), reduced with one ``all_reduce`` each,
+    and copied back into the inputs on their own devices.
+
+    >>> t = torch.ones(2, dtype=torch.float64)
+    >>> all_reduce_(t)  # no process group: unchanged
+    >>> t
+    tensor([1., 1.], dtype=torch.float64)
+    """
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        for t in tensors:
-            dist.all_reduce(t)
+    if not (dist.is_available() and dist.is_initialized()) or not tensors:
+        return
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"all_reduce_ takes tensors, got {type(t).__name__}")
+    device = group_device(group, prefer=tensors[0].device)
+    for dtype in dict.fromkeys(t.dtype for t in tensors):
+        same = [t for t in tensors if t.dtype == dtype]
+        buf = torch.cat([t.detach().reshape(-1).to(device) for t in same])
+        dist.all_reduce(buf, group=group)
+        offset = 0
+        for t in same:
+            n = t.numel()
+            t.copy_(buf[offset:offset + n].view_as(t))
+            offset += n
 
 
 class _Meter:
+    #: names of the float64 statistic tensors, summed over ranks by :meth:`all_reduce`
+    _STATS: tuple[str, ...] = ("loss_sum", "loss_count")
+
     def __init__(self):
         self.loss_sum = torch.zeros((), dtype=torch.float64)
         self.loss_count = torch.zeros((), dtype=torch.float64)
 
-    def add_loss(self, loss: Tensor, n: int) -> None:
-        self.loss_sum += float(loss) * n
+    @property
+    def device(self) -> torch.device:
+        """Where the statistics are (the device of the last ``update``/``add_loss`` tensors)."""
+        return self.loss_sum.device
+
+    def _follow(self, t: Tensor) -> torch.device:
+        """Move the statistics (and constant tables) to ``t``'s device when they are elsewhere."""
+        if t.device != self.device:
+            for name in self._STATS:
+                setattr(self, name, getattr(self, name).to(t.device))
+        return t.device
+
+    def add_loss(self, loss: Tensor | float, n: int) -> None:
+        """Add a batch's mean loss with weight ``n`` (its number of samples); the metric is the weighted mean.
+
+        A tensor ``loss`` is accumulated on its own device, without a host sync.
+        """
+        n = check_int(n, "n", 0)
+        if isinstance(loss, Tensor):
+            if loss.numel() != 1:
+                raise ValueError(f"loss must be a scalar (one element), got shape {tuple(loss.shape)}")
+            self._follow(loss)
+            self.loss_sum += loss.detach().reshape(()).double() * n
+        else:
+            self.loss_sum += float(loss) * n
         self.loss_count += n
 
     def _stats(self) -> list[Tensor]:
-        return [self.loss_sum, self.loss_count]
+        return [getattr(self, name) for name in self._STATS]
 
-    def all_reduce(self) -> None:
-        all_reduce_(*self._stats())
+    def all_reduce(self, group=None) -> None:
+        """Sum every statistic over the ranks of ``group`` (no-op without a process group)."""
+        all_reduce_(*self._stats(), group=group)
+
+    def _empty(self, what: str) -> EmptyMeterError:
+        return EmptyMeterError(
+            f"{type(self).__name__}.compute(): no {what} were added, so there are no metrics (an empty "
+            f"split or shard?); call update() with at least one sample first")
 
     def _loss(self) -> dict[str, float]:
-        return {"loss": float(self.loss_sum / self.loss_count)} if self.loss_count > 0 else {}
+        return {"loss": float(self.loss_sum / self.loss_count)} if float(self.loss_count) > 0 else {}
+
+
+def _check_tensor(t, name: str, dim: int) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != dim:
+        shape = {1: "(n,)", 2: "(n, C)"}.get(dim, f"{dim} dimensions")
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    return t
 
 
 class ClassificationMeter(_Meter):
-    """Accuracy and class-balanced accuracy from a confusion matrix.
+    """Accuracy and class-balanced accuracy (mean recall over the classes present) from a confusion matrix.
+
+    Args:
+        num_classes: number of classes ``C``.
+
+    Shapes:
+        ``update(logits, y)``: ``logits`` ``(n, C)``, ``y`` ``(n,)`` (or ``(n, 1)``) integer class ids.
 
     >>> m = ClassificationMeter(3)
     >>> m.update(torch.tensor([[2., 0, 0], [0, 2, 0], [0, 2, 0], [0, 0, 2]]), torch.tensor([0, 1, 2, 2]))
@@ -57,30 +149,38 @@ class ClassificationMeter(_Meter):
     {'acc': 0.75, 'balanced_acc': 0.8333}
     """
 
+    _STATS = _Meter._STATS + ("confusion",)
+
     def __init__(self, num_classes: int):
         super().__init__()
-        self.num_classes = num_classes
-        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+        self.num_classes = check_int(num_classes, "num_classes", 1)
+        self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.float64)
 
     def update(self, logits: Tensor, y: Tensor) -> None:
-        pred = logits.argmax(-1).cpu()
-        y = y.reshape(-1).cpu()
         C = self.num_classes
-        self.confusion += torch.bincount(y * C + pred, minlength=C * C).reshape(C, C).double()
-
-    def _stats(self):
-        return super()._stats() + [self.confusion]
+        _check_tensor(logits, "logits", 2)
+        if logits.shape[1] != C:
+            raise ValueError(f"logits must have shape (n, num_classes) = (n, {C}), got {tuple(logits.shape)}")
+        if not isinstance(y, Tensor):
+            raise TypeError(f"y must be a torch.Tensor of class ids, got {type(y).__name__}")
+        y = y.reshape(-1)
+        if y.shape[0] != logits.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} labels but logits has {logits.shape[0]} rows; they must match")
+        check_labels(y, C, "y")
+        dev = self._follow(logits)
+        pred = logits.detach().argmax(-1)
+        key = y.to(dev).long() * C + pred
+        self.confusion += torch.bincount(key, minlength=C * C).reshape(C, C).double()
 
     def compute(self) -> dict[str, float]:
-        cm = self.confusion
-        total = cm.sum()
+        cm = self.confusion.cpu()
+        total = float(cm.sum())
+        if total == 0:
+            raise self._empty("samples")
         support = cm.sum(1)
         present = support > 0
         recall = cm.diagonal()[present] / support[present]
-        out = {
-            "acc": float(cm.diagonal().sum() / total) if total > 0 else float("nan"),
-            "balanced_acc": float(recall.mean()) if present.any() else float("nan"),
-        }
+        out = {"acc": float(cm.diagonal().sum()) / total, "balanced_acc": float(recall.mean())}
         return {**self._loss(), **out}
 
 
@@ -121,38 +221,84 @@ class SegmentationMeter(_Meter):
     """Instance mIoU, class mIoU and point accuracy (ShapeNetPart conventions).
 
     Args:
-        category_parts: list over categories of their global part ids.
+        category_parts: list over categories of their global part ids (each non-empty).
+
+    Shapes:
+        ``update(logits, y, category, batch)``: ``logits`` ``(N, P)`` with ``P`` = 1 + the largest
+        part id, ``y`` ``(N,)`` part ids (each a part of its shape's category), ``category`` ``(B,)``,
+        ``batch`` ``(N,)`` sorted shape ids in ``[0, B)``.
+
+    >>> m = SegmentationMeter([[0, 1], [2]])
+    >>> logits = torch.tensor([[1., 0, 9], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    >>> m.update(logits, torch.tensor([0, 1, 0, 2]), torch.tensor([0, 1]), torch.tensor([0, 0, 0, 1]))
+    >>> m.compute()
+    {'instance_miou': 0.75, 'class_miou': 0.75, 'point_acc': 0.5}
     """
+
+    _STATS = _Meter._STATS + ("iou_sum", "shape_count", "points")
 
     def __init__(self, category_parts: list[list[int]]):
         super().__init__()
-        P = 1 + max(p for parts in category_parts for p in parts)
+        if isinstance(category_parts, (str, bytes)) or not hasattr(category_parts, "__len__") or not category_parts:
+            raise ValueError(f"category_parts must be a non-empty list of lists of part ids, got {category_parts!r}")
+        for k, parts in enumerate(category_parts):
+            if isinstance(parts, (str, bytes)) or not hasattr(parts, "__iter__") or len(parts) == 0:
+                raise ValueError(f"category_parts[{k}] must be a non-empty list of part ids, got {parts!r}")
+            for p in parts:
+                check_int(p, f"category_parts[{k}] entries", 0)
+        P = 1 + max(int(p) for parts in category_parts for p in parts)
         K = len(category_parts)
         self.part_mask = torch.zeros(K, P, dtype=torch.bool)
         for k, parts in enumerate(category_parts):
-            self.part_mask[k, parts] = True
+            self.part_mask[k, [int(p) for p in parts]] = True
         self.iou_sum = torch.zeros(K, dtype=torch.float64)
         self.shape_count = torch.zeros(K, dtype=torch.float64)
         self.points = torch.zeros(2, dtype=torch.float64)  # correct, total
 
-    def update(self, logits: Tensor, y: Tensor, category: Tensor, batch: Tensor) -> None:
-        logits, y, category, batch = logits.detach().cpu(), y.cpu(), category.reshape(-1).cpu(), batch.cpu()
-        ious = shape_ious(logits, y, category, batch, self.part_mask)
-        K = self.part_mask.shape[0]
-        self.iou_sum += torch.bincount(category, weights=ious, minlength=K)
-        self.shape_count += torch.bincount(category, minlength=K).double()
-        self.points[0] += float((logits.argmax(-1) == y).sum())
-        self.points[1] += y.numel()
+    def _follow(self, t: Tensor) -> torch.device:
+        dev = super()._follow(t)
+        self.part_mask = self.part_mask.to(dev)
+        return dev
 
-    def _stats(self):
-        return super()._stats() + [self.iou_sum, self.shape_count, self.points]
+    def update(self, logits: Tensor, y: Tensor, category: Tensor, batch: Tensor) -> None:
+        K, P = self.part_mask.shape
+        _check_tensor(logits, "logits", 2)
+        N = logits.shape[0]
+        if logits.shape[1] != P:
+            raise ValueError(f"logits must have shape (N, num_parts) = (N, {P}), got {tuple(logits.shape)}")
+        y = _check_tensor(y, "y", 1)
+        if y.shape[0] != N:
+            raise ValueError(f"y has {y.shape[0]} labels but logits has {N} rows; they must match")
+        check_labels(y, P, "y")
+        if not isinstance(category, Tensor):
+            raise TypeError(f"category must be a torch.Tensor of category ids, got {type(category).__name__}")
+        category = category.reshape(-1)
+        check_labels(category, K, "category")
+        batch = check_batch(batch, N, "batch", of="logits")
+        if N and int(batch[-1]) >= category.shape[0]:
+            raise ValueError(f"batch holds shape id {int(batch[-1])} but category has only {category.shape[0]} "
+                             f"entries (one per shape)")
+        dev = self._follow(logits)
+        logits, y, category, batch = logits.detach(), y.to(dev).long(), category.to(dev).long(), batch.to(dev)
+        if N and not bool(self.part_mask[category[batch], y].all()):
+            raise ValueError("y holds part ids that are not parts of their shape's category (see category_parts)")
+        ious = shape_ious(logits, y, category, batch, self.part_mask)
+        onehot = torch.nn.functional.one_hot(category, K).double()  # (B, K): a deterministic sum per category
+        self.iou_sum += onehot.mT @ ious
+        self.shape_count += onehot.sum(0)
+        self.points[0] += (logits.argmax(-1) == y).sum()
+        self.points[1] += N
 
     def compute(self) -> dict[str, float]:
-        present = self.shape_count > 0
+        count = self.shape_count.cpu()
+        iou_sum, points = self.iou_sum.cpu(), self.points.cpu()
+        if float(count.sum()) == 0:
+            raise self._empty("shapes")
+        present = count > 0
         out = {
-            "instance_miou": float(self.iou_sum.sum() / self.shape_count.sum()),
-            "class_miou": float((self.iou_sum[present] / self.shape_count[present]).mean()),
-            "point_acc": float(self.points[0] / self.points[1]),
+            "instance_miou": float(iou_sum.sum() / count.sum()),
+            "class_miou": float((iou_sum[present] / count[present]).mean()),
+            "point_acc": float(points[0] / points[1]),
         }
         return {**self._loss(), **out}
 
@@ -160,23 +306,34 @@ class SegmentationMeter(_Meter):
 class RegressionMeter(_Meter):
     """Mean squared error over every target entry.
 
+    Shapes:
+        ``update(pred, target)``: two tensors of the same shape.
+
     >>> m = RegressionMeter()
     >>> m.update(torch.tensor([[1., 2.]]), torch.tensor([[1., 4.]]))
     >>> m.compute()
     {'mse': 2.0}
     """
 
+    _STATS = _Meter._STATS + ("sse",)
+
     def __init__(self):
         super().__init__()
         self.sse = torch.zeros(2, dtype=torch.float64)  # sum of squares, count
 
     def update(self, pred: Tensor, target: Tensor) -> None:
-        d = (pred.detach().double() - target.double()).cpu()
-        self.sse[0] += float((d * d).sum())
+        for name, t in (("pred", pred), ("target", target)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if pred.shape != target.shape:
+            raise ValueError(f"target must have the shape of pred {tuple(pred.shape)}, got {tuple(target.shape)}")
+        dev = self._follow(pred)
+        d = pred.detach().double() - target.detach().to(dev).double()
+        self.sse[0] += (d * d).sum()
         self.sse[1] += d.numel()
 
-    def _stats(self):
-        return super()._stats() + [self.sse]
-
     def compute(self) -> dict[str, float]:
-        return {**self._loss(), "mse": float(self.sse[0] / self.sse[1])}
+        sse = self.sse.cpu()
+        if float(sse[1]) == 0:
+            raise self._empty("target entries")
+        return {**self._loss(), "mse": float(sse[0] / sse[1])}
