@@ -296,3 +296,53 @@ def check_batchnorm_batch(module, num_rows: int, what: str = "clouds") -> None:
             f"the batch holds {num_rows} {what}, but the model's BatchNorm layers are in training mode and need at "
             f"least 2 {what} to normalise over: use a batch of >= 2 {what}, or call model.eval() for inference"
         )
+
+
+def check_choice(value, name: str, choices):
+    """Return ``value`` if it is one of the strings ``choices``, else raise naming them all.
+
+    Non-strings raise ``TypeError`` (a list is not silently searched); unknown strings ``ValueError``.
+
+    >>> check_choice("test", "split", ("train", "test"))
+    'test'
+    >>> check_choice("val", "split", ("train", "test"))
+    Traceback (most recent call last):
+    ...
+    ValueError: split must be one of 'train', 'test', got 'val'
+    """
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {', '.join(map(repr, choices))}, got {type(value).__name__} "
+                        f"{value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_real(value, name: str, minimum: float | None = None) -> float:
+    """Return ``value`` as a ``float`` if it is a finite real number ``>= minimum``, else raise naming ``name``.
+
+    Booleans and strings are refused (``TypeError``); NaN, Inf and values below ``minimum`` raise ``ValueError``.
+
+    >>> check_real(0.5, "noise", 0.0)
+    0.5
+    >>> check_real(-1, "noise", 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: noise must be a finite number >= 0.0, got -1
+    >>> check_real("0.1", "noise")
+    Traceback (most recent call last):
+    ...
+    TypeError: noise must be a real number, got str '0.1'
+    """
+    import math
+    import numbers
+
+    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype != torch.bool and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)

@@ -1,4 +1,4 @@
-"""Cache and per-item seeding shared by the generated datasets (``shapes``, ``parts``)."""
+"""Argument checks, per-item seeding and caching shared by the generated datasets (``shapes``, ``parts``)."""
 
 from __future__ import annotations
 
@@ -8,40 +8,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._io import atomic_save, atomic_write_json
+from .._checks import check_choice, check_int, check_real
+from ._io import as_root, cache_key, load_cached
 
 _SPLIT_CODE = {"train": 0, "test": 1}
 
 
 def check_split(split: str) -> int:
-    if split not in _SPLIT_CODE:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return _SPLIT_CODE[split]
+    """The code of a generated dataset's split (``"train"`` 0, ``"test"`` 1); anything else raises."""
+    return _SPLIT_CODE[check_choice(split, "split", _SPLIT_CODE)]
 
 
 def item_rng(salt: int, seed: int, split: str, index: int) -> np.random.Generator:
     """The generator for one item: depends on (dataset, seed, split, index) only."""
     return np.random.default_rng([salt, seed, _SPLIT_CODE[split], index])
-
-
-def cache_key(params: dict) -> str:
-    """Readable folder name for a parameter set, e.g. ``n1024_tr2400_te600_s0_z0.005_v1``."""
-    short = dict(num_points="n", num_train="tr", num_test="te", seed="s", noise="z", version="v")
-    return "_".join(f"{short.get(k, k)}{v}" for k, v in params.items())
-
-
-def load_or_generate(
-    root: str | Path, name: str, split: str, params: dict, generate: Callable[[], dict], force_reload: bool
-) -> dict[str, torch.Tensor]:
-    """Load ``root/name/<key>/<split>.pt``, or build it with ``generate()`` and write it atomically."""
-    folder = Path(root) / name / cache_key(params)
-    path = folder / f"{split}.pt"
-    if path.exists() and not force_reload:
-        return torch.load(path, weights_only=True)
-    out = generate()
-    atomic_save(out, path)
-    atomic_write_json({"dataset": name, **params}, folder / "manifest.json")
-    return out
 
 
 def load_generated(
@@ -60,15 +40,21 @@ def load_generated(
 ) -> dict[str, torch.Tensor]:
     """Validate the arguments of a generated dataset and load (or generate and cache) one split.
 
-    ``generate(count, num_points, seed=..., split=..., noise=...)`` builds the split's tensors.
+    ``generate(count, num_points, seed=..., split=..., noise=...)`` builds the split's tensors; the
+    cache is ``root/<name>/<cache_key>/<split>.pt`` with its ``manifest.json``
+    (:func:`equinets.data._io.load_cached`).
     """
+    root = as_root(root)
     check_split(split)
-    if num_points < 1:
-        raise ValueError(f"num_points must be >= 1, got {num_points}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    num_points = check_int(num_points, "num_points", 1)
+    num_train = check_int(num_train, "num_train", 1)
+    num_test = check_int(num_test, "num_test", 1)
+    seed = check_int(seed, "seed", 0)
+    noise = check_real(noise, "noise", 0.0)
     count = num_train if split == "train" else num_test
     params = dict(num_points=num_points, num_train=num_train, num_test=num_test, seed=seed, noise=noise,
                   version=version)
-    return load_or_generate(root, name, split, params,
-                            lambda: generate(count, num_points, seed=seed, split=split, noise=noise), force_reload)
+    folder = root / name / cache_key(params)
+    return load_cached(folder, split,
+                       lambda: {split: generate(count, num_points, seed=seed, split=split, noise=noise)},
+                       params={"dataset": name, **params}, force_reload=force_reload, what=name)

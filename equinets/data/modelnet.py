@@ -9,11 +9,26 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .._checks import check_choice, check_int
 from ._base import PointCloudDataset
-from ._io import h5_points, missing, read_h5, read_lines, read_txt_array
+from ._io import (
+    as_root,
+    cache_key,
+    check_lengths,
+    empty_split,
+    h5_labels,
+    h5_points,
+    load_cached,
+    missing,
+    read_h5,
+    read_lines,
+    read_txt_array,
+    source_fingerprint,
+)
 
 HDF5_DIR = "modelnet40_ply_hdf5_2048"
 TEXT_DIR = "modelnet40_normal_resampled"
+_TEXT_CACHE_VERSION = 1  # bump when the processed tensors of the text layout change
 
 
 def _natural_key(p: Path):
@@ -38,6 +53,14 @@ class ModelNet40(PointCloudDataset):
 
     Items: ``pos`` ``(N, 3)``, ``x`` ``(N, 3)`` normals when the files have them, ``y`` ``(1,)``.
 
+    Every HDF5 file's ``data``, ``label`` and ``normal`` must agree in length (an error names the
+    file, both keys and their lengths); an empty split is an error. The text layout (about 12 k
+    files) is parsed once into PyG's ``processed/`` convention,
+    ``modelnet40_normal_resampled/processed/n{num_points}_v1/{train,test}.pt`` with a
+    ``manifest.json`` (parameters, a fingerprint of the source files' names, sizes and modification
+    times, and a SHA-256 of the tensors, checked on every load); a stale or corrupt cache is
+    rebuilt (:func:`equinets.data._io.load_cached`).
+
     **STATS**:
 
     =====  ==========================  ========================  =======
@@ -53,6 +76,7 @@ class ModelNet40(PointCloudDataset):
         num_points: points kept per cloud (at most the number on disk).
         layout: ``"auto"``, ``"hdf5"`` or ``"text"``.
         transform: applied to every item on access.
+        force_reload: re-parse the text files even if a valid processed cache exists.
 
     Example:
         >>> ModelNet40("/nonexistent")  # doctest: +ELLIPSIS
@@ -73,15 +97,13 @@ class ModelNet40(PointCloudDataset):
         num_points: int = 1024,
         layout: str = "auto",
         transform: Callable | None = None,
+        force_reload: bool = False,
     ) -> None:
         super().__init__(transform)
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if layout not in ("auto", "hdf5", "text"):
-            raise ValueError(f"layout must be 'auto', 'hdf5' or 'text', got {layout!r}")
-        if num_points < 1:
-            raise ValueError(f"num_points must be >= 1, got {num_points}")
-        root = Path(root)
+        root = as_root(root)
+        check_choice(split, "split", ("train", "test"))
+        check_choice(layout, "layout", ("auto", "hdf5", "text"))
+        num_points = check_int(num_points, "num_points", 1)
         self.split = split
         h5_dir = next((d for d in (root, root / HDF5_DIR) if (d / "shape_names.txt").is_file()), None)
         txt_dir = next(
@@ -92,7 +114,7 @@ class ModelNet40(PointCloudDataset):
             self._read_hdf5(h5_dir, split, num_points)
         elif layout in ("auto", "text") and txt_dir is not None:
             self.layout, self.folder = "text", txt_dir
-            self._read_text(txt_dir, split, num_points)
+            self._read_text(txt_dir, split, num_points, force_reload)
         else:
             expected = []
             if layout in ("auto", "hdf5"):
@@ -110,40 +132,68 @@ class ModelNet40(PointCloudDataset):
             raise missing("ModelNet40 (hdf5)", [folder / f"ply_data_{split}*.h5"])
         pos, nrm, lab = [], [], []
         for f in files:
-            d = read_h5(f, ("data", "label"), optional=("normal",))
+            d = read_h5(f, ("data", "label"), optional=("normal",))  # checks data / label / normal lengths
             pos.append(h5_points(f, d["data"], num_points))
-            nrm.append(d["normal"][:, :num_points] if "normal" in d else None)
-            lab.append(d["label"].reshape(-1))
+            if "normal" in d:
+                if d["normal"].shape != d["data"].shape:
+                    raise ValueError(f"{f}: 'normal' has shape {d['normal'].shape}, 'data' {d['data'].shape}; "
+                                     "they must be equal")
+                nrm.append(d["normal"][:, :num_points])
+            else:
+                nrm.append(None)
+            lab.append(h5_labels(f, d["label"], len(self.classes)))
+        pos = np.concatenate(pos)
+        if len(pos) == 0:
+            raise empty_split("ModelNet40", split, folder, f"0 clouds in {', '.join(f.name for f in files)}")
         have_normals = all(n is not None for n in nrm)
-        self._finish(
-            np.concatenate(pos), np.concatenate(nrm) if have_normals else None, np.concatenate(lab), folder
-        )
+        self._finish(pos, np.concatenate(nrm) if have_normals else None, np.concatenate(lab), folder)
 
-    def _read_text(self, folder: Path, split: str, num_points: int) -> None:
-        self.classes = read_lines(folder / "modelnet40_shape_names.txt")
+    def _read_text(self, folder: Path, split: str, num_points: int, force_reload: bool) -> None:
+        shape_names = folder / "modelnet40_shape_names.txt"
+        self.classes = read_lines(shape_names)
         index = {c: i for i, c in enumerate(self.classes)}
         listing = folder / f"modelnet40_{split}.txt"
         if not listing.is_file():
             raise missing("ModelNet40 (text)", [listing])
         names = read_lines(listing)
-        pos = np.empty((len(names), num_points, 3), np.float32)
-        nrm = np.empty((len(names), num_points, 3), np.float32)
-        lab = np.empty(len(names), np.int64)
-        for i, name in enumerate(names):
+        if not names:
+            raise empty_split("ModelNet40", split, folder, f"{listing.name} lists no shapes")
+        paths = []
+        for name in names:
             cls = name.rsplit("_", 1)[0]
             if cls not in index:
-                raise ValueError(f"{listing}: shape {name!r} has class {cls!r}, not in the shape names")
+                raise ValueError(f"{listing}: shape {name!r} has class {cls!r}, not in {shape_names.name}")
             path = folder / cls / f"{name}.txt"
             if not path.is_file():
                 raise missing("ModelNet40 (text)", [path], extra=f"(listed in {listing})\n")
-            arr = read_txt_array(path, 6)
-            if len(arr) < num_points:
-                raise ValueError(f"{path}: has {len(arr)} points, fewer than num_points={num_points}")
-            pos[i], nrm[i], lab[i] = arr[:num_points, :3], arr[:num_points, 3:], index[cls]
-        self._finish(pos, nrm, lab, folder)
+            paths.append(path)
+        labels = np.array([index[n.rsplit("_", 1)[0]] for n in names], np.int64)
+
+        def build():
+            pos = np.empty((len(names), num_points, 3), np.float32)
+            nrm = np.empty((len(names), num_points, 3), np.float32)
+            for i, path in enumerate(paths):
+                arr = read_txt_array(path, 6)
+                if len(arr) < num_points:
+                    raise ValueError(f"{path}: has {len(arr)} points, fewer than num_points={num_points}")
+                pos[i], nrm[i] = arr[:num_points, :3], arr[:num_points, 3:]
+            return {split: {"pos": torch.from_numpy(pos), "normal": torch.from_numpy(nrm),
+                            "y": torch.from_numpy(labels)}}
+
+        params = dict(num_points=num_points, version=_TEXT_CACHE_VERSION)
+        out = load_cached(
+            folder / "processed" / cache_key(params), split, build,
+            params={"dataset": "modelnet40", "layout": "text", **params},
+            sources=source_fingerprint([shape_names, listing, *paths], folder),
+            force_reload=force_reload, what="ModelNet40",
+        )  # fmt: skip
+        check_lengths(f"{folder} (processed {split})", {"pos": out["pos"], "normal": out["normal"], "y": out["y"]})
+        self._finish(out["pos"].numpy(), out["normal"].numpy(), out["y"].numpy(), folder)
 
     def _finish(self, pos, nrm, lab, folder) -> None:
         lab = lab.astype(np.int64)
+        arrays = {"data": pos, "label": lab} | ({} if nrm is None else {"normal": nrm})
+        check_lengths(folder, arrays)
         if lab.size and (lab.min() < 0 or lab.max() >= len(self.classes)):
             n = len(self.classes)
             raise ValueError(f"{folder}: labels in [{lab.min()}, {lab.max()}] but {n} class names")

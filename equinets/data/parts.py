@@ -175,7 +175,8 @@ class PartsDataset(SegmentationMixin, PointCloudDataset):
     ids, ``category`` ``(1,)`` long.
 
     On disk: ``root/parts/n{N}_tr{train}_te{test}_s{seed}_z{noise}_v1/{train,test}.pt`` and
-    ``manifest.json``; written atomically, reused when present.
+    ``manifest.json`` (the parameters and a SHA-256 of each split's tensors, checked on load); written
+    atomically, reused when valid, regenerated when stale or corrupt.
 
     **STATS** (defaults):
 
@@ -238,9 +239,9 @@ class PartsDataset(SegmentationMixin, PointCloudDataset):
         force_reload: bool = False,
     ) -> None:
         super().__init__(transform)
-        self.root, self.split, self.seed, self.noise = Path(root), split, seed, noise
         out = load_generated("parts", generate_parts, root, split, num_points=num_points, num_train=num_train,
                              num_test=num_test, seed=seed, noise=noise, version=_VERSION, force_reload=force_reload)
+        self.root, self.split, self.seed, self.noise = Path(root), split, seed, float(noise)
         self._set(out["pos"], out["normal"], out["y"], category=out["category"])
 
 

@@ -57,8 +57,20 @@ def create_dataset(
     Traceback (most recent call last):
     ...
     ValueError: unknown dataset 'mnist'; known: modelnet40, nbody, parts, scanobjectnn, shapenetpart, shapes
+    >>> create_dataset("shapes", num_point=64)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: dataset 'shapes' has no option(s) ['num_point']; it takes: force_reload, noise, num_points, ...
     """
+    import inspect
+
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a dataset name (a string), got {type(name).__name__} {name!r}")
     cls = DATASETS.get(name.lower())
     if cls is None:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
+    takes = [p for p in inspect.signature(cls).parameters if p not in ("root", "split")]
+    unknown = sorted(k for k in kwargs if k not in takes)
+    if unknown:
+        raise TypeError(f"dataset {name.lower()!r} has no option(s) {unknown}; it takes: {', '.join(sorted(takes))}")
     return cls(root, split, **kwargs)

@@ -8,8 +8,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .._checks import check_choice, check_int
 from ._base import PointCloudDataset
-from ._io import h5_points, missing, read_h5
+from ._io import as_root, check_lengths, empty_split, h5_labels, h5_points, missing, read_h5
 
 #: Class names, index = label.
 SCANOBJECTNN_CLASSES = [
@@ -44,9 +45,11 @@ class ScanObjectNN(PointCloudDataset):
                 training_objectdataset.h5    test_objectdataset.h5                          (OBJ_ONLY)
 
     Keys: ``data`` ``(n, 2048, 3)`` float, ``label`` ``(n,)``, ``mask`` ``(n, 2048)`` (background
-    mask; kept per point as ``mask``, long). No normals (``x`` is absent). The first
-    ``num_points`` points are kept. Up axis: **y** (the convention of the reference training
-    code, whose augmentation rotates about y; check it for your files).
+    mask; kept per point as ``mask``, long), all with the same number of clouds (and ``mask``
+    with the points of ``data``; an error names the file, both keys and their lengths). No
+    normals (``x`` is absent). The first ``num_points`` points are kept; an empty file is an
+    error. Up axis: **y** (the convention of the reference training code, whose augmentation
+    rotates about y; check it for your files).
 
     **STATS**:
 
@@ -87,13 +90,10 @@ class ScanObjectNN(PointCloudDataset):
         transform: Callable | None = None,
     ) -> None:
         super().__init__(transform)
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if variant not in SCANOBJECTNN_VARIANTS:
-            raise ValueError(f"variant must be one of {list(SCANOBJECTNN_VARIANTS)}, got {variant!r}")
-        if num_points < 1:
-            raise ValueError(f"num_points must be >= 1, got {num_points}")
-        root = Path(root)
+        root = as_root(root)
+        check_choice(split, "split", ("train", "test"))
+        check_choice(variant, "variant", SCANOBJECTNN_VARIANTS)
+        num_points = check_int(num_points, "num_points", 1)
         sub, suffix = SCANOBJECTNN_VARIANTS[variant]
         name = f"{'training' if split == 'train' else 'test'}_objectdataset{suffix}.h5"
         candidates = [root / "h5_files" / sub / name, root / sub / name, root / name]
@@ -101,16 +101,14 @@ class ScanObjectNN(PointCloudDataset):
         if path is None:
             raise missing("ScanObjectNN", candidates, extra=f"(variant {variant}, split {split})\n")
         self.split, self.variant, self.path = split, variant, path
-        d = read_h5(path, ("data", "label"), optional=("mask",))
+        d = read_h5(path, ("data", "label"), optional=("mask",))  # checks data / label / mask lengths
         pts = h5_points(path, d["data"], num_points)
-        lab = d["label"].reshape(-1).astype(np.int64)
-        if len(lab) != len(pts):
-            raise ValueError(f"{path}: {len(pts)} clouds but {len(lab)} labels")
-        if lab.size and (lab.min() < 0 or lab.max() >= len(self.classes)):
-            n = len(self.classes)
-            raise ValueError(f"{path}: labels in [{lab.min()}, {lab.max()}], expected [0, {n})")
+        if len(pts) == 0:
+            raise empty_split("ScanObjectNN", split, path.parent, f"{path.name} holds 0 clouds")
+        lab = h5_labels(path, d["label"], len(self.classes))
         extra = {}
         if "mask" in d:
+            check_lengths(path, {"data": d["data"], "mask": d["mask"]}, axes=2)
             extra["mask"] = torch.from_numpy(np.ascontiguousarray(d["mask"][:, :num_points]).astype(np.int64))
             self.per_point_extra = ("mask",)
         self._set(

@@ -179,7 +179,8 @@ class ShapesDataset(PointCloudDataset):
     extents of the solid after normalisation (a regression target).
 
     On disk: ``root/shapes/n{N}_tr{train}_te{test}_s{seed}_z{noise}_v1/{train,test}.pt`` plus a
-    ``manifest.json`` with the parameters; written atomically, reused when present.
+    ``manifest.json`` with the parameters and a SHA-256 of each split's tensors (checked on load);
+    written atomically, reused when valid, regenerated when stale or corrupt.
 
     **STATS** (defaults):
 
@@ -240,9 +241,9 @@ class ShapesDataset(PointCloudDataset):
         force_reload: bool = False,
     ) -> None:
         super().__init__(transform)
-        self.root, self.split, self.seed, self.noise = Path(root), split, seed, noise
         out = load_generated("shapes", generate_shapes, root, split, num_points=num_points, num_train=num_train,
                              num_test=num_test, seed=seed, noise=noise, version=_VERSION, force_reload=force_reload)
+        self.root, self.split, self.seed, self.noise = Path(root), split, seed, float(noise)
         self._set(out["pos"], out["normal"], out["y"], extent=out["extent"])
 
 

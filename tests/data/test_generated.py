@@ -18,6 +18,7 @@ from equinets.data import (
     generate_parts,
     generate_shapes,
 )
+from equinets.data._io import content_hash
 from equinets.data.shapes import sample_shape
 
 SMALL = dict(num_points=128, num_train=60, num_test=30)
@@ -89,21 +90,34 @@ def test_shapes_are_deterministic_per_item_and_seed():
     assert not torch.equal(a["pos"], e["pos"])
 
 
-def test_shapes_cache_is_written_and_reused(tmp_path):
+def test_shapes_cache_is_written_reused_and_verified(tmp_path, monkeypatch):
+    import equinets.data.shapes as shapes_mod
+
     ds = ShapesDataset(tmp_path, "test", **SMALL)
     folders = list((tmp_path / "shapes").iterdir())
     assert len(folders) == 1
-    assert sorted(p.name for p in folders[0].iterdir()) == ["manifest.json", "test.pt"]
+    assert sorted(p.name for p in folders[0].iterdir()) == [".lock", "manifest.json", "test.pt"]
     manifest = json.loads((folders[0] / "manifest.json").read_text())
     assert manifest["num_points"] == 128 and manifest["dataset"] == "shapes"
-    # overwrite the cache with a marker and check it is what gets loaded
+    assert manifest["sha256"]["test"] == content_hash(torch.load(folders[0] / "test.pt"))
+    calls = []
+    real = shapes_mod.generate_shapes
+    monkeypatch.setattr(shapes_mod, "generate_shapes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = ShapesDataset(tmp_path, "test", **SMALL)  # a cache hit: nothing generated
+    assert calls == [] and torch.equal(again.pos, ds.pos)
+    # a cache file changed behind the manifest's back is regenerated, not trusted
     blob = torch.load(folders[0] / "test.pt")
     blob["pos"] = blob["pos"] * 0.5
     torch.save(blob, folders[0] / "test.pt")
-    again = ShapesDataset(tmp_path, "test", **SMALL)
-    assert torch.equal(again.pos, ds.pos * 0.5)
-    fresh = ShapesDataset(tmp_path, "test", **SMALL, force_reload=True)
-    assert torch.equal(fresh.pos, ds.pos)
+    with pytest.warns(UserWarning, match="SHA-256"):
+        fresh = ShapesDataset(tmp_path, "test", **SMALL)
+    assert calls == [1] and torch.equal(fresh.pos, ds.pos)
+    ShapesDataset(tmp_path, "test", **SMALL, force_reload=True)
+    assert calls == [1, 1]
+    # the train split joins the same folder and manifest without disturbing the test entry
+    ShapesDataset(tmp_path, "train", **SMALL)
+    assert set(json.loads((folders[0] / "manifest.json").read_text())["sha256"]) == {"train", "test"}
+    assert ShapesDataset(tmp_path, "test", **SMALL) is not None and calls == [1, 1, 1]
     assert not list(folders[0].glob("*.tmp"))
 
 

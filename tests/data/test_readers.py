@@ -233,3 +233,185 @@ def test_hdf5_missing_key_is_reported(tmp_path):
         f["data"] = np.zeros((1, 2048, 3), np.float32)
     with pytest.raises(KeyError, match="label"):
         ScanObjectNN(tmp_path, "test", variant="OBJ_BG")
+
+
+# --- the processed cache of the text readers ------------------------------------------------------
+
+
+def _counting(monkeypatch, module):
+    """Count the text files ``module`` parses (its ``read_txt_array``)."""
+    from equinets.data import _io
+
+    calls = []
+
+    def counted(path, cols):
+        calls.append(str(path))
+        return _io.read_txt_array(path, cols)
+
+    monkeypatch.setattr(module, "read_txt_array", counted)
+    return calls
+
+
+def test_shapenetpart_cache_is_written_in_processed_and_hit_without_parsing(tmp_path, monkeypatch):
+    import equinets.data.shapenetpart as snp
+    from equinets.data._io import content_hash
+
+    folder, shapes = _shapenetpart(tmp_path)
+    calls = _counting(monkeypatch, snp)
+    first = ShapeNetPart(tmp_path, "trainval", num_points=40, seed=3)
+    assert len(calls) == 3  # train (2 files) + val (1 file)
+    cache = folder / "processed" / "n40_s3_v1"
+    assert sorted(p.name for p in cache.iterdir()) == [".lock", "manifest.json", "train.pt", "val.pt"]
+    meta = json.loads((cache / "manifest.json").read_text())
+    assert meta["dataset"] == "shapenetpart" and meta["num_points"] == 40 and meta["seed"] == 3
+    assert meta["sources"]["train"]["count"] == 3  # the split file and its two shape files
+    assert meta["sha256"]["val"] == content_hash(torch.load(cache / "val.pt"))
+    second = ShapeNetPart(tmp_path, "trainval", num_points=40, seed=3)
+    assert len(calls) == 3  # a cache hit parses nothing
+    for k in ("pos", "normal", "labels"):
+        assert torch.equal(getattr(first, k), getattr(second, k))
+    assert torch.equal(first.extra["category"], second.extra["category"]) and second.labels.dtype == torch.long
+    assert second.shape_ids == first.shape_ids
+    # a category subset has its own entries; the split entries stay valid
+    mugs = ShapeNetPart(tmp_path, "trainval", num_points=40, seed=3, categories=("Mug",))
+    assert len(mugs) == 1 and (cache / "train_mug.pt").is_file() and len(calls) == 4
+    assert torch.equal(mugs.pos[0], first.pos[first.shape_ids.index(mugs.shape_ids[0])])
+    ShapeNetPart(tmp_path, "trainval", num_points=40, seed=3, force_reload=True)
+    assert len(calls) == 7
+
+
+def test_shapenetpart_cache_is_rebuilt_when_a_source_file_changes(tmp_path, monkeypatch):
+    import os
+
+    import equinets.data.shapenetpart as snp
+
+    folder, shapes = _shapenetpart(tmp_path)
+    calls = _counting(monkeypatch, snp)
+    ds = ShapeNetPart(tmp_path, "train", num_points=50)
+    key = ds.shape_ids[0]
+    arr, _ = shapes[key]
+    arr = arr.copy()
+    arr[:, :3] += 1.0  # the same file, moved by (1, 1, 1)
+    path = folder / f"{key}.txt"
+    np.savetxt(path, arr, fmt="%.6f")
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a distinct mtime even on coarse clocks
+    with pytest.warns(UserWarning, match="source files of 'train' changed"):
+        again = ShapeNetPart(tmp_path, "train", num_points=50)
+    assert len(calls) == 4  # re-parsed
+    np.testing.assert_allclose(again.pos[0].numpy(), ds.pos[0].numpy() + 1.0, atol=1e-5)
+    assert torch.equal(again.pos[1], ds.pos[1])
+    ShapeNetPart(tmp_path, "train", num_points=50)
+    assert len(calls) == 4  # and the rebuilt cache is hit again
+
+
+def test_corrupt_manifest_or_tensors_are_rebuilt_not_trusted(tmp_path, monkeypatch):
+    import equinets.data.shapenetpart as snp
+
+    folder, _ = _shapenetpart(tmp_path)
+    calls = _counting(monkeypatch, snp)
+    ds = ShapeNetPart(tmp_path, "test", num_points=20)
+    cache = folder / "processed" / "n20_s0_v1"
+    (cache / "manifest.json").write_text('{"cache_format": 1, "sha256": ')  # truncated JSON
+    with pytest.warns(UserWarning, match="manifest.json cannot be read"):
+        again = ShapeNetPart(tmp_path, "test", num_points=20)
+    assert len(calls) == 2 and torch.equal(again.pos, ds.pos)
+    raw = (cache / "test.pt").read_bytes()
+    (cache / "test.pt").write_bytes(raw[: len(raw) // 2])  # a truncated tensor file
+    with pytest.warns(UserWarning, match="cannot be loaded"):
+        third = ShapeNetPart(tmp_path, "test", num_points=20)
+    assert len(calls) == 3 and torch.equal(third.pos, ds.pos)
+    blob = torch.load(cache / "test.pt")
+    blob["pos"][0, 0, 0] += 1.0  # a well-formed file whose tensors differ from the manifest's hash
+    torch.save(blob, cache / "test.pt")
+    with pytest.warns(UserWarning, match="SHA-256"):
+        fourth = ShapeNetPart(tmp_path, "test", num_points=20)
+    assert len(calls) == 4 and torch.equal(fourth.pos, ds.pos)
+
+
+def test_concurrent_builders_parse_once_and_read_complete_caches(tmp_path, monkeypatch):
+    """Two readers at once: the second waits on the cache lock, then loads what the first wrote."""
+    import threading
+    import time
+
+    import equinets.data.shapenetpart as snp
+    from equinets.data import _io
+
+    _shapenetpart(tmp_path)
+    calls = []
+
+    def slow(path, cols):
+        calls.append(str(path))
+        time.sleep(0.05)
+        return _io.read_txt_array(path, cols)
+
+    monkeypatch.setattr(snp, "read_txt_array", slow)
+    out, errors = [None, None], []
+
+    def read(i):
+        try:
+            out[i] = ShapeNetPart(tmp_path, "train", num_points=30)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(calls) == 2  # the two files of 'train' parsed once, by one of the two readers
+    assert torch.equal(out[0].pos, out[1].pos) and torch.equal(out[0].labels, out[1].labels)
+
+
+def test_modelnet40_text_cache_hit_and_invalidation(tmp_path, monkeypatch):
+    import equinets.data.modelnet as mn
+
+    folder = tmp_path / "modelnet40_normal_resampled"
+    classes = ["airplane", "bed"] + [f"c{i}" for i in range(38)]
+    folder.mkdir()
+    (folder / "modelnet40_shape_names.txt").write_text("\n".join(classes) + "\n")
+    for name in ("airplane_0001", "bed_0001", "bed_0002"):
+        cls = name.rsplit("_", 1)[0]
+        (folder / cls).mkdir(exist_ok=True)
+        arr = np.concatenate([RNG.standard_normal((30, 3)), _unit(RNG.standard_normal((30, 3)))], 1)
+        np.savetxt(folder / cls / f"{name}.txt", arr, fmt="%.6f", delimiter=",")
+    (folder / "modelnet40_train.txt").write_text("airplane_0001\nbed_0001\n")
+    (folder / "modelnet40_test.txt").write_text("bed_0002\n")
+    calls = _counting(monkeypatch, mn)
+    a = ModelNet40(tmp_path, "train", num_points=16)
+    assert len(calls) == 2 and (folder / "processed" / "n16_v1" / "train.pt").is_file()
+    b = ModelNet40(tmp_path, "train", num_points=16)
+    assert len(calls) == 2 and torch.equal(a.pos, b.pos) and torch.equal(a.normal, b.normal)
+    assert b.labels.tolist() == [0, 1]
+    (folder / "modelnet40_train.txt").write_text("airplane_0001\nbed_0001\nbed_0002\n")  # the listing changes
+    with pytest.warns(UserWarning, match="changed"):
+        c = ModelNet40(tmp_path, "train", num_points=16)
+    assert len(calls) == 5 and len(c) == 3 and c.labels.tolist() == [0, 1, 1]
+    assert torch.equal(c.pos[:2], a.pos)
+    ModelNet40(tmp_path, "train", num_points=8)  # another num_points: another cache folder
+    assert len(calls) == 8 and (folder / "processed" / "n8_v1" / "manifest.json").is_file()
+
+
+def test_load_cached_rebuilds_on_other_parameters_and_reads_through_an_unwritable_folder(tmp_path):
+    from equinets.data._io import load_cached
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"a": {"x": torch.arange(4.0)}, "b": {"x": torch.ones(2)}}
+
+    folder = tmp_path / "c"
+    assert load_cached(folder, "a", build, params={"p": 1})["x"].tolist() == [0, 1, 2, 3]
+    assert load_cached(folder, "b", build, params={"p": 1})["x"].tolist() == [1, 1] and len(calls) == 1
+    with pytest.warns(UserWarning, match="other parameters"):
+        load_cached(folder, "a", build, params={"p": 2})
+    assert len(calls) == 2 and json.loads((folder / "manifest.json").read_text())["p"] == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.warns(UserWarning, match="without a cache"):
+        out = load_cached(blocker / "sub", "a", build, params={"p": 1})
+    assert out["x"].tolist() == [0, 1, 2, 3] and len(calls) == 3
+    with pytest.raises(RuntimeError, match="'c'"):
+        load_cached(tmp_path / "d", "c", build, params={})
