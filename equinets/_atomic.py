@@ -10,6 +10,8 @@ is removed and the previous file (a cache, a checkpoint, ``metrics.csv``) stays 
 ...     _ = f.write("hello")
 >>> p.read_text()
 'hello'
+>>> oct(p.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+True
 """
 
 from __future__ import annotations
@@ -17,21 +19,41 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_open", "write_csv"]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it; restored at once
+    os.umask(mask)
+    return mask
+
+
+def _target_mode(path: Path) -> int:
+    """The mode of the existing ``path``, else what ``open(path, "w")`` would create: 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", **kwargs):
-    """Open a temporary file for writing; on success rename it over ``path`` (``mode`` "w" or "wb")."""
+    """Open a temporary file for writing; on success rename it over ``path`` (``mode`` "w" or "wb").
+
+    The file gets the permissions ``open(path, "w")`` would give (``0o666`` less the umask), or those of
+    the file it replaces, not ``tempfile.mkstemp``'s private ``0o600``.
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _target_mode(path))  # mkstemp creates 0600; the result gets what open() would give
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

@@ -2,19 +2,29 @@
 
 One function, :func:`train`, ties a dataset, a model and a task together from a resolved config
 (:func:`equinets.train.config.resolve_config`). It is seeded and deterministic on CPU: the shuffle
-order, the augmentation draws and dropout of epoch ``e`` depend only on ``(seed, e, rank)``, so a
-run resumed from ``last.pt`` (saved at the end of every epoch) ends with the same metrics as an
-uninterrupted run. Under ``torchrun`` it trains with DDP (gloo on CPU, nccl on GPU), shards the
-data with a distributed sampler, all-reduces metric statistics and writes files on rank 0 only.
+order, the augmentation draws and dropout of epoch ``e`` depend only on ``(seed, e, rank)``, and the
+learning rate of epoch ``e`` is a closed form of ``e`` (:func:`lr_factor`), so a run resumed from
+``last.pt`` (saved at the end of every epoch) ends with the same metrics as an uninterrupted run and
+no RNG or scheduler state needs saving. Under ``torchrun`` it trains with DDP (gloo on CPU, nccl on
+GPU), shards the data with a distributed sampler, all-reduces metric statistics and writes files on
+rank 0 only.
 
-A run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (one row per epoch),
-``curves.png``, ``last.pt`` and ``best.pt``, and ``tb/`` when TensorBoard is installed.
+A run directory (:class:`equinets.train.rundir.RunDir`: locked while a run writes it, removed again
+when a run fails before its first epoch ends) holds ``config.yaml`` (the resolved config),
+``metrics.csv`` (one row per epoch), ``curves.png``, ``last.pt`` and ``best.pt``, and ``tb/`` when
+TensorBoard is installed.
+
+Set-up order: the config and (when resuming) the checkpoint and its weights are checked before any
+dataset is read or generated; errors of the user's making are :class:`equinets.errors.UserError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,26 +33,33 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from .._atomic import write_csv
+from .._atomic import atomic_open, write_csv
 from .._checks import check_labels
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint
+from ..errors import SetupError, UserError
+from .checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model_state, save_checkpoint
+from .config import ConfigError, validate_config
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .metrics import ClassificationMeter, RegressionMeter, SegmentationMeter
 from .plots import plot_curves
+from .rundir import RunDir, RunExistsError, RunLockedError
 
-__all__ = ["train", "evaluate", "build_datasets", "build_model", "RunExistsError", "TrainingDiverged",
-           "BEST_METRIC"]
+__all__ = ["train", "evaluate", "build_datasets", "build_model", "model_args", "lr_factor", "RunExistsError",
+           "RunLockedError", "ResumeError", "TrainingDiverged", "BEST_METRIC"]
 
 #: the metric that decides ``best.pt`` per task, and whether higher is better
 BEST_METRIC = {"cls": ("acc", True), "seg": ("instance_miou", True), "reg": ("mse", False)}
 
+#: what a dataset or model constructor raises for arguments it rejects (see :mod:`equinets.errors`)
+_ARGUMENT_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                    PermissionError)
 
-class RunExistsError(FileExistsError):
-    """The output directory already holds a run that this one would overwrite."""
 
-
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; no checkpoint of the diverged state is written."""
+
+
+class ResumeError(UserError, ValueError):
+    """``--resume`` cannot continue the run as asked (fewer epochs than done, a schedule that would jump)."""
 
 
 def _device(cfg: dict, dist_info: DistInfo) -> torch.device:
@@ -51,7 +68,8 @@ def _device(cfg: dict, dist_info: DistInfo) -> torch.device:
         kind = "cuda" if torch.cuda.is_available() else "cpu"
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("config device='cuda' but torch.cuda.is_available() is False")
+            raise ConfigError("config key 'device' is 'cuda' but torch.cuda.is_available() is False; "
+                              "use device=cpu or device=auto")
         return torch.device("cuda", dist_info.local_rank)
     return torch.device("cpu")
 
@@ -60,25 +78,44 @@ def _epoch_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + rank * 101 + stream) % (2**63 - 1)
 
 
+def _setup_error(what: str, e: BaseException) -> SetupError:
+    return SetupError(f"{what}: {' '.join(str(e).split()) or type(e).__name__}")
+
+
 def build_datasets(cfg: dict, splits=("train", "eval")):
-    """Create the train and evaluation datasets of a config (generated data is cached under ``data_root``)."""
+    """Create the datasets of a config, one per entry of ``splits``: ``"train"``, ``"eval"`` (the
+    config's ``eval_split``) or ``"test"``; generated data is cached under ``data_root``.
+
+    A dataset that rejects its arguments or files (``ValueError``, ``FileNotFoundError``, ...) raises
+    :class:`equinets.errors.SetupError` naming the dataset and split.
+    """
     from ..data import create_dataset, takes_num_points
 
     kw = dict(cfg["dataset_kwargs"])
     if takes_num_points(cfg["dataset"]):
-        kw.setdefault("num_points", cfg["num_points"])
+        kw["num_points"] = cfg["num_points"]
     out = []
     for s in splits:
-        split = "train" if s == "train" else cfg["eval_split"]
-        out.append(create_dataset(cfg["dataset"], root=cfg["data_root"], split=split, **kw))
+        split = cfg["eval_split"] if s == "eval" else s
+        try:
+            out.append(create_dataset(cfg["dataset"], root=cfg["data_root"], split=split, **kw))
+        except _ARGUMENT_ERRORS as e:
+            if isinstance(e, UserError):
+                raise
+            raise _setup_error(f"dataset {cfg['dataset']!r} ({split} split)", e) from e
+        if len(out[-1]) == 0:
+            raise SetupError(f"dataset {cfg['dataset']!r}: the {split} split is empty (data_root {cfg['data_root']!r})")
     ds = out[0]
     ds_task = getattr(ds, "task", "cls")
     if cfg["task"] == "seg" and ds_task != "seg":
-        raise ValueError(f"task 'seg' needs a segmentation dataset, but {cfg['dataset']!r} is a {ds_task!r} dataset")
+        raise ConfigError(f"config key 'task' is 'seg', which needs a segmentation dataset, but {cfg['dataset']!r} "
+                          f"is a {ds_task!r} dataset")
     if cfg["task"] == "cls" and ds_task != "cls":
-        raise ValueError(f"task 'cls' needs a classification dataset, but {cfg['dataset']!r} is a {ds_task!r} dataset")
+        raise ConfigError(f"config key 'task' is 'cls', which needs a classification dataset, but {cfg['dataset']!r} "
+                          f"is a {ds_task!r} dataset")
     if cfg["task"] == "reg" and getattr(ds[0], cfg["target"], None) is None:
-        raise ValueError(f"task 'reg' regresses data.{cfg['target']}, which {cfg['dataset']!r} items do not have")
+        raise ConfigError(f"config key 'target': task 'reg' regresses data.{cfg['target']}, which {cfg['dataset']!r} "
+                          f"items do not have")
     return out
 
 
@@ -95,41 +132,57 @@ def _point_level(cfg: dict) -> bool:
     return cfg["output_level"] == "point"
 
 
-def build_model(cfg: dict, ds) -> nn.Module:
-    """The backbone named by ``cfg['model']`` sized for the dataset and task."""
-    from ..nn import create_model
-
-    seg = cfg["task"] == "seg"
+def model_args(cfg: dict, ds) -> dict:
+    """The keyword arguments ``create_model(cfg['model'], **args)`` gets for dataset ``ds``: the widths the
+    dataset dictates (``in_channels``, ``out_channels``, ``num_categories``), ``task`` and ``model_kwargs``.
+    Stored in checkpoints, so a model can be rebuilt (and its weights checked) without the dataset."""
     kwargs = dict(cfg["model_kwargs"])
-    if seg and getattr(ds, "num_categories", 0) and "num_categories" not in kwargs:
+    if cfg["task"] == "seg" and getattr(ds, "num_categories", 0) and "num_categories" not in kwargs:
         kwargs["num_categories"] = int(ds.num_categories)
     x0 = getattr(ds[0], "x", None)
     if cfg["use_features"] and x0 is None:
-        raise ValueError(f"use_features=true but {cfg['dataset']!r} items have no features (data.x)")
+        raise ConfigError(f"config key 'use_features' is true but {cfg['dataset']!r} items have no features (data.x)")
     in_channels = int(x0.reshape(x0.shape[0], -1).shape[1]) if cfg["use_features"] else 0
     task = "seg" if _point_level(cfg) else "cls"
+    return {"in_channels": in_channels, "out_channels": _num_outputs(cfg, ds), "task": task, **kwargs}
+
+
+def build_model(cfg: dict, ds=None, *, args: dict | None = None) -> nn.Module:
+    """The model named by ``cfg['model']`` (wrapped in ``FrameAveraging`` when the config asks), sized for
+    dataset ``ds``, or built from stored :func:`model_args` ``args`` without a dataset."""
+    from ..nn import create_model
+
+    if args is None:
+        args = model_args(cfg, ds)
     try:
-        model = create_model(cfg["model"], in_channels=in_channels, out_channels=_num_outputs(cfg, ds), task=task,
-                             **kwargs)
-    except TypeError as e:
-        raise ValueError(f"model {cfg['model']!r} rejected model_kwargs {cfg['model_kwargs']}: {e}") from None
+        model = create_model(cfg["model"], **args)
+    except _ARGUMENT_ERRORS as e:
+        if isinstance(e, UserError):
+            raise
+        raise _setup_error(f"model {cfg['model']!r} rejected model_kwargs {cfg['model_kwargs']}", e) from e
     if cfg["frame_averaging"] is not None:
         from ..frames import FrameAveraging
 
         if cfg["use_features"] and cfg["fa_irreps_in"] is None:
-            raise ValueError("frame_averaging with use_features=true needs fa_irreps_in, the e3nn irreps of data.x "
-                             "(e.g. '1o' for normals), so that features are rotated into each frame")
-        model = FrameAveraging(model, cfg["frame_averaging"], irreps_in=cfg["fa_irreps_in"] if cfg["use_features"]
-                               else None, irreps_out=cfg["fa_irreps_out"], position_output=cfg["fa_position_output"],
-                               task=task, num_samples=cfg["fa_num_samples"] or None)
+            raise ConfigError("frame_averaging with use_features=true needs fa_irreps_in, the e3nn irreps of data.x "
+                              "(e.g. '1o' for normals), so that features are rotated into each frame")
+        try:
+            model = FrameAveraging(model, cfg["frame_averaging"], irreps_in=cfg["fa_irreps_in"] if cfg["use_features"]
+                                   else None, irreps_out=cfg["fa_irreps_out"], position_output=cfg["fa_position_output"],
+                                   task=args["task"], num_samples=cfg["fa_num_samples"] or None)
+        except _ARGUMENT_ERRORS as e:
+            if isinstance(e, UserError):
+                raise
+            raise _setup_error("frame_averaging (fa_* keys)", e) from e
     return model
 
 
 def _transforms(cfg: dict, ds, train: bool):
     from ..data.transforms import Compose, Jitter, RandomRotate, RandomScale, RandomShift
 
-    up = cfg["up_axis"] or getattr(ds, "up_axis", "z")
-    tfs = [RandomRotate(cfg["train_rotation" if train else "test_rotation"], up_axis=up)]
+    # the dataset's declaration: "z" is about its up axis (cfg up_axis overrides it), and every geometric
+    # vector of an item (positions, normals, velocities, vector columns of x, vector targets) rotates
+    tfs = [RandomRotate.for_dataset(cfg["train_rotation" if train else "test_rotation"], ds, up_axis=cfg["up_axis"])]
     if train:
         if cfg["scale_low"] != 1.0 or cfg["scale_high"] != 1.0:
             tfs.append(RandomScale(cfg["scale_low"], cfg["scale_high"], anisotropic=True))
@@ -227,12 +280,61 @@ def _optimizer(cfg, model):
     return cls(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 
 
-def _scheduler(cfg, opt):
-    if cfg["scheduler"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"], eta_min=cfg["min_lr"])
-    if cfg["scheduler"] == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg["step_size"], gamma=cfg["gamma"])
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+def lr_factor(cfg: dict):
+    """The learning rate of epoch ``e`` (0-based) as a multiple of ``cfg['lr']``, in closed form.
+
+    ``cosine``: :math:`\\eta_e = \\eta_{min} + \\tfrac12(\\eta - \\eta_{min})(1 + \\cos(\\pi \\min(e, T)/T))` with
+    :math:`T` = ``epochs`` (held at ``min_lr`` past :math:`T`, never rising again); ``step``:
+    :math:`\\gamma^{\\lfloor e/s \\rfloor}`; ``none``: 1. A closed form (not a recursion over epochs) is what lets
+    ``--resume --epochs N`` rebuild the schedule for a new total.
+
+    >>> f = lr_factor({"scheduler": "cosine", "epochs": 4, "lr": 1.0, "min_lr": 0.0})
+    >>> [round(f(e), 4) for e in range(6)]
+    [1.0, 0.8536, 0.5, 0.1464, 0.0, 0.0]
+    """
+    kind, lr = cfg["scheduler"], cfg["lr"]
+    if kind == "cosine" and lr > 0:
+        T, m = cfg["epochs"], cfg["min_lr"]
+        return lambda e: (m + 0.5 * (lr - m) * (1 + math.cos(math.pi * min(e, T) / T))) / lr
+    if kind == "step":
+        s, g = cfg["step_size"], cfg["gamma"]
+        return lambda e: g ** (e // s)
+    return lambda e: 1.0
+
+
+def _scheduler(cfg, opt, done: int = 0):
+    """A LambdaLR over :func:`lr_factor`, positioned at epoch ``done`` (the next epoch to train)."""
+    for g in opt.param_groups:
+        g["initial_lr"] = cfg["lr"]
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg), last_epoch=done - 1)
+
+
+def _check_extension(cfg: dict, state: dict, epochs: int | None) -> None:
+    """``--resume --epochs N``: never shrink a run; refuse a schedule that would raise the learning rate."""
+    done = int(state["epoch"])
+    planned = int(state["config"].get("epochs", done))
+    if epochs is None:
+        return
+    if epochs < done:
+        raise ResumeError(f"--epochs {epochs} is below the {done} epochs this run has already trained; a run is never "
+                          f"shrunk: pass --epochs {done} or more (it was planned for {planned})")
+    history = state.get("history") or []
+    if epochs == planned or done == 0 or not history or cfg["scheduler"] != "cosine":
+        return
+    last_lr = float(history[-1]["lr"])
+    new_lr = cfg["lr"] * lr_factor(cfg)(done)
+    if new_lr > last_lr * (1 + 1e-9) + 1e-15:
+        trial = dict(cfg)
+        ok = done
+        for n in range(done, 100 * max(planned, 1) + 1):
+            trial["epochs"] = n
+            if cfg["lr"] * lr_factor(trial)(done) <= last_lr * (1 + 1e-9) + 1e-15:
+                ok = n
+        raise ResumeError(
+            f"--epochs {epochs}: this run's cosine schedule (over {planned} epochs) was at lr {last_lr:.3g} in epoch "
+            f"{done}; a cosine schedule over {epochs} epochs would give lr {new_lr:.3g} in epoch {done + 1}, raising "
+            f"the learning rate, so the schedule would not be monotone. Pass --epochs {ok} or fewer, or start a new "
+            f"run with --epochs {epochs}")
 
 
 def _is_better(value: float, best: float | None, higher: bool) -> bool:
@@ -241,30 +343,45 @@ def _is_better(value: float, best: float | None, higher: bool) -> bool:
     return value > best if higher else value < best
 
 
-def _prepare_out_dir(out_dir: Path, resume: bool, dist_info: DistInfo) -> None:
-    if not resume and ((out_dir / "last.pt").exists() or (out_dir / "best.pt").exists()):
-        raise RunExistsError(
-            f"{str(out_dir)!r} already holds a run (last.pt/best.pt); pass --resume to continue it, "
-            f"or choose another --out so that nothing saved is overwritten"
-        )
-    if dist_info.is_primary:
-        out_dir.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold a Ctrl-C back until the block ends, so a checkpoint write is never split from its siblings."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit = []
+    old = signal.signal(signal.SIGINT, lambda *a: hit.append(1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if hit:
+        raise KeyboardInterrupt
 
 
 def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs: int | None = None,
           progress: bool | None = None, _after_step=None) -> dict:
     """Train a model from a resolved config; return the final evaluation metrics.
 
+    The returned dict holds the last evaluation's metrics, ``best_epoch`` and ``best_<metric>`` (the
+    metric of :data:`BEST_METRIC`), and with ``test_at_best`` the test metrics at the best validation
+    epoch as ``test_<metric>``.
+
     Args:
         cfg: resolved config (:func:`equinets.train.config.resolve_config`); ignored when resuming.
         out_dir: run directory.
         resume: continue from ``out_dir/last.pt`` with the checkpoint's config.
-        epochs: total number of epochs (overrides the config's; lets a resumed run go further).
+        epochs: total number of epochs (overrides the config's; lets a resumed run go further, never
+            below the epochs done; a cosine schedule is rebuilt over the new total when that keeps it
+            monotone, else :class:`ResumeError`).
         progress: show progress bars (default: only on a terminal, rank 0).
 
     Raises:
         RunExistsError: ``out_dir`` already has checkpoints and ``resume`` is false.
+        RunLockedError: another process is writing ``out_dir``.
+        ResumeError: ``epochs`` below the epochs done, or a schedule that cannot stay monotone.
         TrainingDiverged: the loss became non-finite (the checkpoints of earlier epochs stay intact).
+        KeyboardInterrupt: passed on; ``last.pt`` holds the last finished epoch.
     """
     from torch.utils.data.distributed import DistributedSampler
     from torch_geometric.loader import DataLoader
@@ -272,42 +389,71 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
 
     out_dir = Path(out_dir)
     state = None
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
     if resume:
         if not (out_dir / "last.pt").is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint {str(out_dir / 'last.pt')!r} to resume from")
+            raise CheckpointNotFoundError(f"--resume: no checkpoint {str(out_dir / 'last.pt')!r} to resume from")
         state = load_checkpoint(out_dir / "last.pt")
-        cfg = dict(state["config"])
-    if cfg is None:
-        raise ValueError("train() needs a config unless resume=True")
-    cfg = dict(cfg)
+        try:
+            cfg = validate_config(state["config"])
+        except ConfigError as e:
+            raise CheckpointError(f"{str(out_dir / 'last.pt')!r} holds a config equinets does not accept: {e}") from None
+        _check_extension(cfg, state, epochs)
+    elif cfg is None:
+        raise TypeError("train() needs a config unless resume=True")
+    else:
+        cfg = validate_config(cfg)
     if epochs is not None:
         cfg["epochs"] = int(epochs)
     dev_kind = "cuda" if cfg["device"] == "cuda" or (cfg["device"] == "auto" and torch.cuda.is_available()) else "cpu"
     dist_info = init_distributed(dev_kind)
+    run = RunDir(out_dir, resume=resume, primary=dist_info.is_primary)
+    failed = True
+    writer = None
     try:
-        _prepare_out_dir(out_dir, resume, dist_info)
+        run.open()
         device = _device(cfg, dist_info)
         torch.manual_seed(cfg["seed"])
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        train_ds, eval_ds = build_datasets(cfg)
-        model = build_model(cfg, train_ds).to(device)
+        model = None
+        if state is not None and "model_args" in state:  # weights checked before any dataset is read
+            model = build_model(cfg, args=dict(state["model_args"]))
+            load_model_state(model, state["model"], str(out_dir / "last.pt"))
+        splits = ("train", "eval", "test") if cfg["test_at_best"] else ("train", "eval")
+        datasets = build_datasets(cfg, splits)
+        train_ds, eval_ds = datasets[0], datasets[1]
+        test_ds = datasets[2] if cfg["test_at_best"] else None
+        margs = model_args(cfg, train_ds)
+        if model is None:
+            model = build_model(cfg, args=margs)
+            if state is not None:
+                load_model_state(model, state["model"], str(out_dir / "last.pt"))
+        elif {k: margs[k] for k in ("in_channels", "out_channels")} != \
+                {k: state["model_args"].get(k) for k in ("in_channels", "out_channels")}:
+            raise CheckpointError(f"{str(out_dir / 'last.pt')!r} was trained with in/out channels "
+                                  f"{state['model_args'].get('in_channels')}/{state['model_args'].get('out_channels')} "
+                                  f"but the dataset now gives {margs['in_channels']}/{margs['out_channels']}")
+        model = model.to(device)
         opt = _optimizer(cfg, model)
-        sched = _scheduler(cfg, opt)
-        start_epoch, best, history = 0, None, []
+        start_epoch, best, history, best_epoch, best_test = 0, None, [], None, {}
         if state is not None:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
+            try:
+                opt.load_state_dict(state["optimizer"])
+            except (KeyError, ValueError) as e:
+                raise CheckpointError(f"{str(out_dir / 'last.pt')!r}: its optimizer state does not fit the model "
+                                      f"({e})") from None
             start_epoch, best, history = int(state["epoch"]), state.get("best"), list(state.get("history", []))
-        if dist_info.is_primary:
-            with open(out_dir / "config.yaml", "w") as f:
+            best_epoch, best_test = state.get("best_epoch"), dict(state.get("best_test") or {})
+        sched = _scheduler(cfg, opt, start_epoch)
+        if dist_info.is_primary and state is None:
+            with atomic_open(out_dir / "config.yaml", "w") as f:
                 yaml.safe_dump(cfg, f, sort_keys=False)
         ddp = model
         if dist_info.enabled:
             ddp = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
-        writer = None
         if dist_info.is_primary:
             from ..typing import WITH_TENSORBOARD
 
@@ -326,7 +472,7 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
         train_tf = _transforms(cfg, train_ds, train=True)
         metric_name, higher = BEST_METRIC[cfg["task"]]
         num_out = _num_outputs(cfg, train_ds)
-        eval_metrics: dict = history[-1] if history else {}
+        t_start = time.perf_counter()
         for epoch in range(start_epoch, cfg["epochs"]):
             t0 = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -342,7 +488,7 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"loss is {float(loss.detach())} at epoch {epoch + 1}, step {step}; stopping without saving, "
-                        f"so {str(out_dir)!r} keeps the checkpoints of the last good epoch")
+                        f"so {str(out_dir)!r} keeps the checkpoints of the last good epoch (try a lower lr)")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg["grad_clip"] > 0:
@@ -351,6 +497,11 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 meter.add_loss(loss.detach(), n)
                 if progress:
                     bar.set_postfix(loss=f"{float(loss):.4f}")
+                if cfg["log_every"] and (step + 1) % cfg["log_every"] == 0 and dist_info.is_primary:
+                    print(f"epoch {epoch + 1}/{cfg['epochs']} step {step + 1}/{len(loader)} "
+                          f"loss={float(loss.detach()):.4f}", flush=True)
+                    if writer is not None:
+                        writer.add_scalar("train/step_loss", float(loss.detach()), epoch * len(loader) + step + 1)
                 if _after_step is not None:
                     _after_step(epoch, step)
             meter.all_reduce()
@@ -360,39 +511,59 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
             if dist_info.enabled:  # every rank evaluates rank 0's BatchNorm statistics
                 for buf in model.buffers():
                     torch.distributed.broadcast(buf, 0)
-            do_eval = (epoch + 1) % cfg["eval_every"] == 0 or epoch + 1 == cfg["epochs"]
-            if do_eval:
-                eval_metrics = evaluate(model, eval_ds, cfg, device=device, dist_info=dist_info)
+            over = cfg["time_budget"] > 0 and time.perf_counter() - t_start > cfg["time_budget"]
+            do_eval = (epoch + 1) % cfg["eval_every"] == 0 or epoch + 1 == cfg["epochs"] or over
             row = {"epoch": epoch + 1, "lr": lr}
             row.update({f"train_{k}": v for k, v in train_metrics.items()})
+            improved = False
             if do_eval:
+                eval_metrics = evaluate(model, eval_ds, cfg, device=device, dist_info=dist_info)
                 row.update({f"eval_{k}": v for k, v in eval_metrics.items()})
+                improved = _is_better(eval_metrics[metric_name], best, higher)
+                if improved:
+                    best, best_epoch = eval_metrics[metric_name], epoch + 1
+                    if test_ds is not None:  # the paper protocol: test metrics at the best validation epoch
+                        best_test = evaluate(model, test_ds, cfg, device=device, dist_info=dist_info)
+                        row.update({f"test_{k}": v for k, v in best_test.items()})
             row["time_s"] = round(time.perf_counter() - t0, 3)
             history.append(row)
-            improved = do_eval and _is_better(eval_metrics[metric_name], best, higher)
-            if improved:
-                best = eval_metrics[metric_name]
             if dist_info.is_primary:
-                ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": best,
-                        "best_metric": metric_name, "config": cfg, "history": history, "rng": rng_state()}
-                if improved:
-                    save_checkpoint(ckpt, out_dir / "best.pt")
-                save_checkpoint(ckpt, out_dir / "last.pt")
-                write_csv(history, out_dir / "metrics.csv")
+                ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                        "best": best, "best_metric": metric_name, "best_epoch": best_epoch, "best_test": best_test,
+                        "config": cfg, "history": history, "model_args": margs}
+                with _sigint_deferred():  # best.pt, last.pt, metrics.csv and config.yaml of one epoch, together
+                    if improved:
+                        save_checkpoint(ckpt, out_dir / "best.pt")
+                    save_checkpoint(ckpt, out_dir / "last.pt")
+                    write_csv(history, out_dir / "metrics.csv")
+                    if state is not None and epoch == start_epoch:  # resumed (maybe extended): its config now
+                        with atomic_open(out_dir / "config.yaml", "w") as f:
+                            yaml.safe_dump(cfg, f, sort_keys=False)
+                run.commit()
                 plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
                 if writer is not None:
                     for k, v in row.items():
                         if k != "epoch":
                             writer.add_scalar(k.replace("_", "/", 1), v, epoch + 1)
                     writer.flush()
-                shown = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("eval_"))
+                shown = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith(("eval_", "test_")))
                 print(f"epoch {epoch + 1}/{cfg['epochs']} train_loss={train_metrics['loss']:.4f} {shown} "
                       f"({row['time_s']:.1f}s)", flush=True)
-        if writer is not None:
-            writer.close()
+            if over:
+                if dist_info.is_primary:
+                    print(f"time_budget of {cfg['time_budget']:g}s spent after epoch {epoch + 1} of {cfg['epochs']}; "
+                          f"continue with: equinets train --out {out_dir} --resume", flush=True)
+                break
         if dist_info.enabled:  # rank 0 hosts the rendezvous store: no rank leaves before all are done
             torch.distributed.barrier()
-        return {k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("eval_")}
+        failed = False
+        last = next((r for r in reversed(history) if any(k.startswith("eval_") for k in r)), {})
+        result = {k[5:]: v for k, v in last.items() if k.startswith("eval_")}
+        result.update({"best_epoch": best_epoch, f"best_{metric_name}": best})
+        result.update({f"test_{k}": v for k, v in best_test.items()})
+        return result
     finally:
+        if writer is not None:
+            writer.close()
+        run.close(failed=failed)
         cleanup_distributed()
