@@ -1,97 +1,117 @@
 """Benchmark: equinets' pure-torch kNN against one ``torch.cdist`` on the same batch.
 
-Times, in float32 with pinned threads (warm-up, then the median of repeats):
+On the same float32 batch of ``B`` Gaussian clouds of ``N`` points, with ``k`` neighbours:
 
 * ``cdist``: one ``torch.cdist(pos, pos)`` on ``(B, N, 3)`` -- the baseline (distances only, no selection);
-* ``knn_dense``: :func:`equinets.nn.knn_dense` ``(B, N, 3) -> (B, N, k)``;
-* ``knn_graph``: :func:`equinets.nn.knn_graph` on the equivalent flat batch ``(B N, 3)`` + ``batch``.
+* ``knn_dense``: :func:`equinets.nn.knn_dense` ``(B, N, 3) -> (B, N, k)``, ``loop=False``;
+* ``knn_graph``: :func:`equinets.nn.knn_graph` on the same points as a flat batch ``(B N, 3)`` +
+  ``batch`` (``loop=False``), the ``(2, B N k)`` PyG ``edge_index``.
 
-Writes ``kernels/results/knn.csv`` and ``kernels/results/knn.png``.
+Before timing, the two kNN ops are checked to find the same neighbours. The three run interleaved
+over the repeats (``cdist, knn_dense, knn_graph``, then rotated), after a warm-up, at each thread
+count in turn (default 1 and 2), with a steady heap (``--allocator steady``, see
+:func:`equinets._bench.set_allocator`). Rows give min, median and max, the ratio of medians to the
+cdist of the same run and the median of the per-repeat ratios, with the CPU model, torch version
+and thread count. Writes ``kernels/results/knn.csv`` and ``kernels/results/knn.png``.
 
 Usage::
 
-    python kernels/bench_knn.py [--threads 2] [--repeats 7]
+    python kernels/bench_knn.py [--threads 1 2] [--repeats 7] [--allocator steady] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 
+from equinets._bench import ALLOCATORS, compare, machine_info, pin_threads, set_allocator, timing_row, write_results
 from equinets.nn import knn_dense, knn_graph
-from equinets.train.bench import write_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = [(32, 1024, 20), (32, 512, 20), (32, 2048, 20)]
+OPS = ("cdist", "knn_dense", "knn_graph")
 
 
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+def same_neighbours(dense: torch.Tensor, edge_index: torch.Tensor) -> bool:
+    """Whether ``knn_dense``'s ``(B, N, k)`` local indices and ``knn_graph``'s ``edge_index`` (row 0 the
+    neighbour j, row 1 the centre i) hold the same neighbour set for every point."""
+    B, N, k = dense.shape
+    glob = (dense + torch.arange(B).view(B, 1, 1) * N).reshape(B * N, k).sort(1).values
+    src, dst = edge_index
+    if dst.numel() != B * N * k or not bool((torch.bincount(dst, minlength=B * N) == k).all()):
+        return False
+    order = torch.argsort(dst, stable=True)
+    return torch.equal(src[order].reshape(B * N, k).sort(1).values, glob)
 
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--allocator", choices=ALLOCATORS, default="steady")
+    ap.add_argument("--quick", action="store_true", help="one tiny size, 2 repeats (a smoke test of the script)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    sizes = [(4, 128, 8)] if args.quick else SIZES
+    if args.quick:
+        args.repeats = 2
+    allocator = set_allocator(args.allocator)
     rows = []
-    for B, N, k in SIZES:
-        pos = torch.randn(B, N, 3)
-        flat, batch = pos.reshape(-1, 3), torch.arange(B).repeat_interleave(N)
-        ops = {
-            "cdist": partial(torch.cdist, pos, pos),
-            "knn_dense": partial(knn_dense, pos, k, loop=False),
-            "knn_graph": partial(knn_graph, flat, k, batch, batch_size=B),
-        }
-        base = None
-        for op, fn in ops.items():
-            ms = median_ms(fn, args.repeats)
-            base = ms if op == "cdist" else base
-            rows.append(dict(op=op, B=B, N=N, k=k, threads=args.threads, median_ms=round(ms, 3),
-                             ratio_vs_cdist=round(ms / base, 3)))
-            print(f"{op:10s} B={B} N={N:5d} k={k} threads={args.threads}: {ms:9.2f} ms", end=" ")
-            print(f"({ms / base:.2f}x cdist)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "knn.csv")
-    plot(rows, args.out / "knn.png")
+    for threads in args.threads:
+        threads = pin_threads(threads)
+        for B, N, k in sizes:
+            torch.manual_seed(0)
+            pos = torch.randn(B, N, 3)
+            flat, batch = pos.reshape(-1, 3), torch.arange(B).repeat_interleave(N)
+            if not same_neighbours(knn_dense(pos, k, loop=False), knn_graph(flat, k, batch, loop=False)):
+                raise RuntimeError(f"knn_dense and knn_graph disagree at B={B}, N={N}, k={k}")
+            t = compare({
+                "cdist": partial(torch.cdist, pos, pos),
+                "knn_dense": partial(knn_dense, pos, k, loop=False),
+                "knn_graph": partial(knn_graph, flat, k, batch, loop=False, batch_size=B),
+            }, repeats=args.repeats, warmup=args.warmup)
+            for op in OPS:
+                r = timing_row(t[op], t["cdist"])
+                rows.append({"op": op, "B": B, "N": N, "k": k, "threads": threads, "allocator": allocator, **r})
+                print(f"{op:10s} B={B} N={N:5d} k={k} threads={threads}: median {r['median_ms']:8.2f} ms "
+                      f"[{r['min_ms']:.2f}, {r['max_ms']:.2f}]  {r['ratio']:.2f}x cdist "
+                      f"(paired {r['paired_ratio_min']:.2f}..{r['paired_ratio_max']:.2f})")
+    info = {k: v for k, v in machine_info().items() if k != "threads"}
+    print(f"# {info}")
+    write_results(rows, args.out / "knn.csv", info)
+    plot(rows, args.out / "knn.png", info["cpu"])
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, cpu: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ops = ["cdist", "knn_dense", "knn_graph"]
+    threads = sorted({r["threads"] for r in rows})
     sizes = sorted({r["N"] for r in rows})
-    fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.8 / len(ops)
-    for i, op in enumerate(ops):
-        ms = [next(r["median_ms"] for r in rows if r["op"] == op and r["N"] == n) for n in sizes]
-        ax.bar([j + i * width for j in range(len(sizes))], ms, width, label=op)
-    ax.set_xticks([j + width for j in range(len(sizes))], [f"N={n}" for n in sizes])
-    ax.set_ylabel("median time (ms)")
+    fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4), squeeze=False)
+    width = 0.8 / len(OPS)
+    for ax, th in zip(axes[0], threads):
+        for i, op in enumerate(OPS):
+            sel = [next(r for r in rows if r["op"] == op and r["N"] == n and r["threads"] == th) for n in sizes]
+            med = [r["median_ms"] for r in sel]
+            err = [[r["median_ms"] - r["min_ms"] for r in sel], [r["max_ms"] - r["median_ms"] for r in sel]]
+            ax.bar([j + i * width for j in range(len(sizes))], med, width, yerr=err, capsize=3, label=op)
+        ax.set_xticks([j + width for j in range(len(sizes))], [f"N={n}" for n in sizes])
+        ax.set_ylabel("time (ms): median, bars min..max")
+        ax.set_title(f"{th} thread{'s' if th > 1 else ''}")
+        ax.legend()
     r0 = rows[0]
-    ax.set_title(f"kNN (k={r0['k']}, B={r0['B']}, float32, {r0['threads']} threads) vs one torch.cdist")
-    ax.legend()
+    fig.suptitle(f"kNN (k={r0['k']}, B={r0['B']}, float32) vs one torch.cdist -- {cpu}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
