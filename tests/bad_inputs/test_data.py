@@ -107,6 +107,29 @@ def test_scanobjectnn_mask_points_vs_cloud_points(tmp_path):
         ScanObjectNN(tmp_path, "train", variant="OBJ_BG", num_points=16)
 
 
+def test_text_file_with_a_bad_token_or_a_short_row(tmp_path):
+    folder = _modelnet_text(tmp_path)
+    path = folder / "airplane" / "airplane_0001.txt"
+    path.write_text(path.read_text().replace(",", ",x", 1))
+    with pytest.raises(ValueError, match=r"cannot parse .*airplane_0001.txt as a table of numbers"):
+        ModelNet40(tmp_path, "train", num_points=16)
+    snp = _shapenetpart(tmp_path / "s")
+    shape = next((snp / SHAPENETPART_CATEGORIES[0][1]).glob("*.txt"))
+    shape.write_text(shape.read_text() + "0.1 0.2 0.3 0 0 1\n")  # a row of 6 numbers, 7 expected
+    with pytest.raises(ValueError, match=rf"{shape.name} should hold rows of 7 numbers"):
+        ShapeNetPart(tmp_path / "s", "train", num_points=16)
+
+
+def test_shapenetpart_part_label_outside_its_category(tmp_path):
+    folder = _shapenetpart(tmp_path)
+    shape = next((folder / SHAPENETPART_CATEGORIES[0][1]).glob("*.txt"))
+    arr = np.loadtxt(shape)
+    arr[0, 6] = 47  # a Table part id in an Airplane
+    np.savetxt(shape, arr, fmt="%.5f")
+    with pytest.raises(ValueError, match=r"part labels in \[0.0, 47.0\], but Airplane has global integer part ids 0-3"):
+        ShapeNetPart(tmp_path, "train", num_points=16)
+
+
 # --- empty splits ----------------------------------------------------------------------------------
 
 
