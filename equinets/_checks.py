@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["PointInput", "as_points", "check_finite", "restore_layout", "check_labels", "check_int", "check_batch",
-           "check_edge_index", "check_dtype", "check_batchnorm_batch"]
+           "check_edge_index", "check_dtype", "check_batchnorm_batch", "check_channels", "GraphInput",
+           "as_graph"]
 
 
 class PointInput(NamedTuple):
@@ -346,3 +347,103 @@ def check_real(value, name: str, minimum: float | None = None) -> float:
         bound = "" if minimum is None else f" >= {minimum}"
         raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)
+
+
+def check_channels(x, in_channels: int, name: str = "x") -> None:
+    """Raise unless ``x`` fits a model built with ``in_channels`` feature columns (``None`` when 0).
+
+    The one feature-width check of the point and graph models; ``x`` is ``(N, C)`` (flat layout).
+
+    >>> check_channels(torch.zeros(5, 4), 4)
+    >>> check_channels(torch.zeros(5, 3), 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: x must have in_channels = 4 columns, got 3 (x of shape (5, 3))
+    >>> check_channels(None, 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: x is required: the model was built with in_channels=4
+    """
+    if in_channels == 0:
+        if x is not None:
+            c = x.shape[-1] if isinstance(x, Tensor) and x.dim() else 0
+            raise ValueError(f"{name} must be None for a model built with in_channels=0, got {name} with {c} columns "
+                             f"(build the model with in_channels={c} to use it)")
+        return
+    if x is None:
+        raise ValueError(f"{name} is required: the model was built with in_channels={in_channels}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, {in_channels}), got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[1] != in_channels:
+        got = x.shape[1] if x.dim() == 2 else f"a {x.dim()}-d tensor"
+        raise ValueError(f"{name} must have in_channels = {in_channels} columns, got {got} "
+                         f"({name} of shape {tuple(x.shape)})")
+
+
+class GraphInput(NamedTuple):
+    """A validated PyG graph batch (see :func:`as_graph`).
+
+    Attributes:
+        x: ``(N, C)`` node features or ``None``.
+        edge_index: ``(2, E)`` long, row 0 source ``j``, row 1 target ``i``, ids in ``[0, N)``.
+        batch: ``(N,)`` long sorted graph ids.
+        num_nodes: ``N``.
+        num_graphs: ``B = batch[-1] + 1`` (1 without ``batch``).
+    """
+
+    x: Tensor | None
+    edge_index: Tensor
+    batch: Tensor
+    num_nodes: int
+    num_graphs: int
+
+
+def as_graph(x, edge_index, batch: Tensor | None = None, *, num_nodes: int | None = None) -> GraphInput:
+    """Validate a PyG graph batch ``(x, edge_index, batch)``, the graph counterpart of :func:`as_points`.
+
+    ``x`` ``(N, C)`` floating and finite (or ``None``, then ``N`` comes from ``batch`` or ``num_nodes``);
+    ``edge_index`` ``(2, E)`` integer ids in ``[0, N)`` (:func:`check_edge_index`); ``batch`` ``(N,)``
+    sorted (:func:`check_batch`); no edge between two graphs.
+
+    >>> g = as_graph(torch.ones(3, 1), torch.tensor([[0, 1], [1, 0]]), torch.tensor([0, 0, 1]))
+    >>> g.num_nodes, g.num_graphs
+    (3, 2)
+    >>> as_graph(torch.ones(3, 1), torch.tensor([[0, 2], [2, 0]]), torch.tensor([0, 0, 1]))
+    Traceback (most recent call last):
+    ...
+    ValueError: edge_index must connect nodes of the same graph, got edge 0 from node 0 (graph 0) to node 2 (graph 1)
+    """
+    if x is not None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor of shape (N, C) or None, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor of node features, got dtype {x.dtype}")
+        if x.dim() != 2:
+            raise ValueError(f"x must have shape (N, C), got {tuple(x.shape)}")
+        n, of = x.shape[0], "x"
+        if num_nodes is not None and check_int(num_nodes, "num_nodes", 0) != n:
+            raise ValueError(f"num_nodes must equal the rows of x ({n}), got {num_nodes}")
+    elif num_nodes is not None:
+        n, of = check_int(num_nodes, "num_nodes", 0), "num_nodes"
+    elif batch is not None:
+        n, of = (batch.shape[0] if isinstance(batch, Tensor) and batch.dim() else 0), "batch"
+    else:
+        raise ValueError("pass x, batch or num_nodes so that the number of nodes is known")
+    if batch is None:
+        dev = x.device if x is not None else (edge_index.device if isinstance(edge_index, Tensor) else None)
+        batch = torch.zeros(n, dtype=torch.long, device=dev)
+        num_graphs = 1
+    else:
+        batch = check_batch(batch, n, of=of)
+        num_graphs = int(batch[-1]) + 1 if n else 0
+    edge_index = check_edge_index(edge_index, n)
+    if edge_index.numel() and num_graphs > 1:
+        cross = batch[edge_index[0]] != batch[edge_index[1]]
+        if bool(cross.any()):
+            e = int(cross.nonzero()[0])
+            j, i = int(edge_index[0, e]), int(edge_index[1, e])
+            raise ValueError(f"edge_index must connect nodes of the same graph, got edge {e} from node {j} "
+                             f"(graph {int(batch[j])}) to node {i} (graph {int(batch[i])})")
+    if x is not None:
+        check_finite(x, "x")
+    return GraphInput(x, edge_index, batch, n, num_graphs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._base import PointBackbone
 from .dgcnn import DGCNN, EdgeConv
+from .gin import GIN
 from .gnn import GNN, PointMessageLayer
 from .neighbors import fps, knn, knn_dense, knn_graph, radius, radius_graph
 from .pointnet import PointNet
@@ -26,6 +27,7 @@ __all__ = [
     "PointNet",
     "DGCNN",
     "EdgeConv",
+    "GIN",
     "GNN",
     "PointMessageLayer",
     "knn",

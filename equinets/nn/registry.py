@@ -14,6 +14,7 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 #: imported on first use so that importing ``equinets.nn`` stays free of cycles
 _LAZY: dict[str, tuple[str, str]] = {
     "fa_gnn": ("equinets.frames.fagnn", "FAGNN"),
+    "gin": ("equinets.nn.gin", "GIN"),
 }
 
 
