@@ -41,7 +41,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from equinets.frames import GIN, GraphFrameAveraging
+from equinets.frames import GraphFrameAveraging
+from equinets.nn import GIN
 from equinets.train.bench import write_csv
 
 ID_DIM = 64
@@ -123,9 +124,11 @@ def main() -> None:
         pairs = list(itertools.combinations(range(len(graphs)), 2))
         noniso = [p for p in pairs if not iso(*p)]
         isop = [p for p in pairs if iso(*p)]
-        perm = torch.randperm(N, generator=torch.Generator().manual_seed(123))
+        gen = torch.Generator().manual_seed(123)  # relabel inside every graph: the batch stays sorted (PyG's order)
+        perm = torch.cat([torch.randperm(n, generator=gen) + off for off, n in zip([0, *itertools.accumulate(
+            g[2] for g in graphs)], [g[2] for g in graphs])])
         ei2, batch2, x2 = perm.argsort()[ei], batch[perm], x[perm]
-        fa_ref = GraphFrameAveraging(GIN(1 + ID_DIM, 32, 16).double(), id_dim=ID_DIM, num_frames=4096)
+        fa_ref = GraphFrameAveraging(GIN(1 + ID_DIM, 16, hidden_channels=32).double(), id_dim=ID_DIM, max_frames=4096)
         t0 = time.perf_counter()
         frames = fa_ref.frames(ei, N, batch)
         t_frames = time.perf_counter() - t0
@@ -136,18 +139,18 @@ def main() -> None:
             sep, iso_sep, diffs, inv_errs, secs = [], [], [], [], 0.0
             for seed in range(args.seeds):
                 torch.manual_seed(seed)
-                gin = GIN(1 + ID_DIM, 32, 16).double()
+                gin = GIN(1 + ID_DIM, 16, hidden_channels=32).double()
                 t0 = time.perf_counter()
                 with torch.no_grad():
                     if method == "GIN":
                         y = gin(torch.cat([x, x.new_zeros(N, ID_DIM)], 1), ei, batch)
                         y2 = gin(torch.cat([x2, x2.new_zeros(N, ID_DIM)], 1), ei2, batch2)
                     elif k is None:
-                        fa = GraphFrameAveraging(gin, id_dim=ID_DIM, num_frames=4096)
+                        fa = GraphFrameAveraging(gin, id_dim=ID_DIM, max_frames=4096)
                         y, y2 = fa(x, ei, batch, frames=frames), fa(x2, ei2, batch2, frames=frames2)
                     else:
                         cap = Capture(gin)
-                        fa = GraphFrameAveraging(cap, id_dim=ID_DIM, num_frames=k, individualize=0)
+                        fa = GraphFrameAveraging(cap, id_dim=ID_DIM, max_frames=k, individualize=0)
                         gen = torch.Generator().manual_seed(1000 + seed)
                         fr = fa.frames(ei, N, batch, generator=gen)
                         y = fa(x, ei, batch, frames=fr)

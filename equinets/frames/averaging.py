@@ -6,11 +6,36 @@ import torch
 from e3nn import o3
 from torch import Tensor, nn
 
-from .._checks import as_points, restore_layout
+from .._checks import as_points, check_batchnorm_batch, check_dtype, check_int, restore_layout
+from ..nn._base import TASKS
+from ..nn.graph_ops import repeat_segments
+from ..nn.message_passing import aggregate
 from ._wigner import rotate_irreps
-from .pca import DEGENERATE_POLICIES, GROUPS, Frames, _check_num_samples, frame_pairs, pca_frames
+from .pca import Frames, check_frame_options, frame_pairs, pca_frames
 
-__all__ = ["FrameAveraging"]
+__all__ = ["FrameAveraging", "check_irreps"]
+
+
+def check_irreps(irreps, name: str, *, position_output: bool = False):
+    """``irreps`` as e3nn :class:`~e3nn.o3.Irreps` (``None`` stays ``None``), or an error naming ``name``.
+
+    ``position_output=True`` also requires irreps made of ``1o`` only (positions move with the translation).
+
+    >>> check_irreps("0e + 1o", "irreps_out")
+    1x0e+1x1o
+    >>> check_irreps("1x", "irreps_in")
+    Traceback (most recent call last):
+    ...
+    ValueError: irreps_in must be e3nn irreps such as '0e + 1o', got '1x'
+    """
+    if irreps is not None:
+        try:
+            irreps = o3.Irreps(irreps)
+        except (ValueError, TypeError, AssertionError):
+            raise ValueError(f"{name} must be e3nn irreps such as '0e + 1o', got {irreps!r}") from None
+    if position_output and (irreps is None or any(ir != o3.Irrep("1o") for _, ir in irreps)):
+        raise ValueError(f"position_output=True needs {name} made of 1o only, got {irreps}")
+    return irreps
 
 
 class FrameAveraging(nn.Module):
@@ -54,9 +79,11 @@ class FrameAveraging(nn.Module):
             :math:`t` added back.
         task: ``"cls"`` or ``"seg"``; ``None`` reads ``backbone.task`` or, failing that, tells the
             two apart by the number of output rows.
-        num_samples: in training mode, average over this many frames per cloud drawn with
-            replacement from the frame weights (stochastic FA, an unbiased estimate of the full
-            average); ``eval()`` always uses the full frame.
+        num_samples: a sample *count*: in training mode, average over this many frames per cloud
+            drawn with replacement from the frame weights (stochastic FA, an unbiased estimate of
+            the full average; :func:`frame_pairs`); ``None``, and ``eval()`` always, use the full
+            frame. The same name and meaning in :class:`FAGNN` and :class:`GraphFrameAveraging`
+            (whose ``max_frames`` is a different thing, a *cap* on enumeration).
         tol, degenerate, num_angles: degenerate-spectrum policy, see :func:`pca_frames`.
 
     Shapes:
@@ -95,26 +122,18 @@ class FrameAveraging(nn.Module):
         num_angles: int = 4,
     ) -> None:
         super().__init__()
-        if group not in GROUPS:
-            raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
-        if degenerate not in DEGENERATE_POLICIES:
-            raise ValueError(f"degenerate must be one of {DEGENERATE_POLICIES}, got {degenerate!r}")
-        if task not in (None, "cls", "seg"):
-            raise ValueError(f"task must be None, 'cls' or 'seg', got {task!r}")
-        _check_num_samples(num_samples)
+        check_frame_options(group, tol, degenerate, num_angles)
+        if task not in (None, *TASKS):
+            raise ValueError(f"task must be None or one of {TASKS}, got {task!r}")
         self.backbone = backbone
         self.group = group
-        self.irreps_in = None if irreps_in is None else o3.Irreps(irreps_in)
-        self.irreps_out = None if irreps_out is None else o3.Irreps(irreps_out)
+        self.irreps_in = check_irreps(irreps_in, "irreps_in")
         self.position_output = bool(position_output)
-        if self.position_output and (
-            self.irreps_out is None or any(ir != o3.Irrep("1o") for _, ir in self.irreps_out)
-        ):
-            raise ValueError(f"position_output=True needs irreps_out made of 1o only, got {self.irreps_out}")
+        self.irreps_out = check_irreps(irreps_out, "irreps_out", position_output=self.position_output)
         self.task = task if task is not None else getattr(backbone, "task", None)
-        if self.task not in (None, "cls", "seg"):
+        if self.task not in TASKS:
             self.task = None
-        self.num_samples = num_samples
+        self.num_samples = check_int(num_samples, "num_samples", 1, allow_none=True)
         self.tol, self.degenerate, self.num_angles = tol, degenerate, num_angles
 
     def frames(self, pos, batch: Tensor | None = None) -> Frames:
@@ -125,22 +144,22 @@ class FrameAveraging(nn.Module):
     def forward(self, pos, x: Tensor | None = None, batch: Tensor | None = None, **kwargs) -> Tensor:
         inp = as_points(pos, x, batch)
         B, N = inp.num_graphs, inp.pos.shape[0]
-        dev = inp.pos.device
         if inp.x is not None and self.irreps_in is not None and inp.x.shape[1] != self.irreps_in.dim:
             raise ValueError(f"x must have irreps_in.dim = {self.irreps_in.dim} columns ({self.irreps_in}), "
                              f"got {inp.x.shape[1]}")
+        k = self.num_samples if self.training else None
+        if isinstance(self.backbone, nn.Module):
+            check_dtype(inp.pos, self.backbone, "pos")
+            check_dtype(inp.x, self.backbone, "x")
+            if k is not None and self.task == "cls":  # the backbone sees B k framed clouds
+                check_batchnorm_batch(self.backbone, B * k, "framed clouds (clouds x num_samples)")
         fr = self.frames(inp.pos, inp.batch)
         # -- which (cloud, frame) pairs run, with which weight ---------------------------------
-        cloud_of, frame_of, w_pair = frame_pairs(fr, self.num_samples if self.training else None)
+        cloud_of, frame_of, w_pair = frame_pairs(fr, k)
         R = fr.rotations[cloud_of, frame_of]  # (K, 3, 3) float64, detached
         K = R.shape[0]
         # -- fold: the points of cloud b, once per pair (b, f) ------------------------------------
-        counts = torch.bincount(inp.batch, minlength=B)
-        ptr = torch.cumsum(counts, 0) - counts
-        cnt = counts[cloud_of]
-        pair = torch.arange(K, device=dev).repeat_interleave(cnt)  # (M,) pair of each folded point
-        start = torch.cumsum(cnt, 0) - cnt
-        src = ptr[cloud_of][pair] + torch.arange(pair.shape[0], device=dev) - start[pair]  # (M,)
+        src, pair, _ = repeat_segments(torch.bincount(inp.batch, minlength=B), cloud_of)  # (M,) each
         t = fr.translation[cloud_of]  # (K, 3) float64
         rel = inp.pos.to(torch.float64)[src] - t[pair]
         pos_f = torch.einsum("mi,mij->mj", rel, R[pair]).to(inp.pos.dtype)  # R^T (x - t)
@@ -162,7 +181,7 @@ class FrameAveraging(nn.Module):
         if task is None:
             task = "cls" if out.shape[0] == K else "seg"
         if task == "cls" and out.shape[0] == K:
-            row_pair, target, size = torch.arange(K, device=dev), cloud_of, B
+            row_pair, target, size = torch.arange(K, device=R.device), cloud_of, B
         elif task == "seg" and out.shape[0] == M:
             row_pair, target, size = pair, src, N
         else:
@@ -178,7 +197,7 @@ class FrameAveraging(nn.Module):
         if irreps_out is not None:
             y = rotate_irreps(y, irreps_out, R, row_pair)
         y = y * w_pair[row_pair, None]
-        avg = y.new_zeros(size, y.shape[1]).index_add(0, target, y)
+        avg = aggregate(y, target, size, "sum")
         if self.position_output:
             tt = fr.translation if task == "cls" else fr.translation[inp.batch]
             avg = avg + tt.repeat(1, avg.shape[1] // 3)

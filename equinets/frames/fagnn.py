@@ -13,47 +13,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import as_points, restore_layout
-from .pca import DEGENERATE_POLICIES, GROUPS, Frames, _check_num_samples, frame_pairs, pca_frames
+from .._checks import as_points, check_channels, check_choice, check_dtype, check_int, restore_layout
+from ..nn.graph_ops import fold_graph, full_graph
+from ..nn.message_passing import AGGRS, aggregate
+from .pca import Frames, check_frame_options, frame_pairs, pca_frames
 
-__all__ = ["FAGNN", "FAGNNLayer", "full_graph"]
+__all__ = ["FAGNN", "FAGNNLayer"]
 
 REFRAME = ("latent", "input")
 _LATENT_GROUP = {"E3": "O3", "O3": "O3", "SE3": "SO3", "SO3": "SO3"}
-
-
-def full_graph(batch: Tensor, num_graphs: int | None = None) -> Tensor:
-    """Fully connected directed graph (no self-loops) of each cloud of a sorted ``batch``.
-
-    Edges are grouped by cloud and, inside a cloud, by target node.
-
-    Shapes:
-        ``batch`` ``(N,)`` -> ``edge_index`` ``(2, sum_b n_b (n_b - 1))``, row 0 source ``j``, row 1 target ``i``.
-
-    Example:
-        >>> full_graph(torch.tensor([0, 0, 1, 1, 1])).tolist()
-        [[1, 0, 3, 4, 2, 4, 2, 3], [0, 1, 2, 2, 3, 3, 4, 4]]
-    """
-    B = int(batch[-1]) + 1 if num_graphs is None else num_graphs
-    counts = torch.bincount(batch, minlength=B)
-    ptr = torch.cumsum(counts, 0) - counts
-    deg = counts[batch]  # every node receives from the n_b nodes of its cloud (itself removed below)
-    dst = torch.arange(batch.shape[0], device=batch.device).repeat_interleave(deg)
-    first = torch.cumsum(deg, 0) - deg
-    src = ptr[batch][dst] + torch.arange(dst.shape[0], device=batch.device) - first[dst]
-    keep = src != dst
-    return torch.stack([src[keep], dst[keep]])
-
-
-def _segments(counts: Tensor, cloud_of: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Items of cloud ``cloud_of[k]`` once per copy ``k``: (original item, copy, first folded item of each copy)."""
-    dev = counts.device
-    ptr = torch.cumsum(counts, 0) - counts
-    cnt = counts[cloud_of]
-    copy = torch.arange(cloud_of.shape[0], device=dev).repeat_interleave(cnt)
-    start = torch.cumsum(cnt, 0) - cnt
-    item = ptr[cloud_of][copy] + torch.arange(copy.shape[0], device=dev) - start[copy]
-    return item, copy, start
 
 
 class _Fold(NamedTuple):
@@ -67,15 +35,11 @@ class _Fold(NamedTuple):
     edge_index: Tensor  # (2, E') folded edges
 
 
-def _fold(fr: Frames, counts: Tensor, edge_index: Tensor, edge_counts: Tensor, dtype: torch.dtype,
-          num_samples: int | None = None) -> _Fold:
+def _fold(fr: Frames, edge_index: Tensor, batch: Tensor, dtype: torch.dtype, num_samples: int | None) -> _Fold:
     cloud_of, frame_of, w = frame_pairs(fr, num_samples)
-    node, pair, nstart = _segments(counts, cloud_of)
-    edge, epair, _ = _segments(edge_counts, cloud_of)
-    ptr = torch.cumsum(counts, 0) - counts
-    ei = edge_index[:, edge] + (nstart - ptr[cloud_of])[epair]
+    g = fold_graph(edge_index, batch, cloud_of, fr.weights.shape[0])
     R = fr.rotations[cloud_of, frame_of].to(dtype)
-    return _Fold(R, w.to(dtype), node, pair, edge, ei)
+    return _Fold(R, w.to(dtype), g.node, g.copy, g.edge, g.edge_index)
 
 
 def _apply(v: Tensor, R: Tensor) -> Tensor:
@@ -92,7 +56,7 @@ def _to_frame(v: Tensor, fold: _Fold) -> Tensor:
 def _average(v: Tensor, fold: _Fold, num_nodes: int) -> Tensor:
     """``(M, C, 3)`` framed vectors -> ``(N, C, 3)`` weighted average of :math:`R v` over the frames."""
     y = _apply(v, fold.R[fold.pair].mT) * fold.w[fold.pair, None, None]
-    return y.new_zeros(num_nodes, *y.shape[1:]).index_add(0, fold.node, y)
+    return aggregate(y, fold.node, num_nodes, "sum")
 
 
 class FAGNNLayer(nn.Module):
@@ -103,7 +67,13 @@ class FAGNNLayer(nn.Module):
         h_i \leftarrow h_i + \phi_h\Big(\Big[h_i,\ \mathrm{AGG}_{j \ne i}\, m_{ij}\Big]\Big),
 
     with :math:`\phi_e` = Linear-SiLU-Linear-SiLU, :math:`\phi_h` = Linear-SiLU-Linear and ``AGG``
-    the sum (or mean) over the other nodes of the graph.
+    the sum (or mean, max) over the sources :math:`j` of the edges into :math:`i`
+    (:func:`~equinets.nn.message_passing.aggregate`).
+
+    Args:
+        hidden_channels: width :math:`H` of the node state.
+        edge_dim: columns of ``edge_attr``.
+        aggr: ``"sum"``, ``"mean"`` or ``"max"``.
 
     Shapes:
         ``h`` ``(N, H)``, ``edge_index`` ``(2, E)`` (row 0 source ``j``, row 1 target ``i``),
@@ -115,12 +85,11 @@ class FAGNNLayer(nn.Module):
         torch.Size([3, 6])
     """
 
-    def __init__(self, hidden: int, edge_dim: int, aggr: str = "sum") -> None:
+    def __init__(self, hidden_channels: int, edge_dim: int, aggr: str = "sum") -> None:
         super().__init__()
-        if aggr not in ("sum", "mean"):
-            raise ValueError(f"aggr must be 'sum' or 'mean', got {aggr!r}")
-        H = hidden
-        self.hidden, self.edge_dim, self.aggr = H, edge_dim, aggr
+        H = check_int(hidden_channels, "hidden_channels", 1)
+        self.hidden_channels, self.edge_dim = H, check_int(edge_dim, "edge_dim", 0)
+        self.aggr = check_choice(aggr, "aggr", AGGRS)
         self.edge_in = nn.Linear(2 * H + edge_dim, H)
         self.edge_out = nn.Linear(H, H)
         self.node_mlp = nn.Sequential(nn.Linear(2 * H, H), nn.SiLU(), nn.Linear(H, H))
@@ -128,17 +97,15 @@ class FAGNNLayer(nn.Module):
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         j, i = edge_index
-        H = self.hidden
+        H = self.hidden_channels
         W = self.edge_in.weight  # W [h_i, h_j, e_ij] split per node: two (N, H) products, then gathers
         pre = (h @ W[:, :H].t())[i] + (h @ W[:, H : 2 * H].t())[j] + edge_attr @ W[:, 2 * H :].t()
         m = self.act(self.edge_out(self.act(pre + self.edge_in.bias)))
-        agg = m.new_zeros(h.shape[0], H).index_add(0, i, m)
-        if self.aggr == "mean":
-            agg = agg / torch.bincount(i, minlength=h.shape[0]).clamp_min(1).to(m.dtype)[:, None]
+        agg = aggregate(m, i, h.shape[0], self.aggr)
         return h + self.node_mlp(torch.cat([h, agg], dim=1))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.hidden}, edge_dim={self.edge_dim}, aggr={self.aggr!r})"
+        return f"{type(self).__name__}({self.hidden_channels}, edge_dim={self.edge_dim}, aggr={self.aggr!r})"
 
 
 class FAGNN(nn.Module):
@@ -158,7 +125,7 @@ class FAGNN(nn.Module):
     the node embedding, where the paper's code feeds only the 6 framed position and velocity
     coordinates). Layer :math:`l` is a
     :class:`FAGNNLayer` :math:`\psi_l` run in every frame of :math:`\mathcal{F}_l`; between layers
-    the ``hidden``-dim state is read as ``hidden / 3`` latent 3-vectors, un-framed and averaged
+    the ``hidden_channels``-dim state is read as ``hidden_channels / 3`` latent 3-vectors, un-framed and averaged
     (FA, Eq. (4)),
 
     .. math::
@@ -186,15 +153,15 @@ class FAGNN(nn.Module):
             (n-body: ``[vel (3), charge (1)]``, 4).
         out_channels: output columns, a multiple of 3 (``out_channels / 3`` vectors per particle).
         task: ``"seg"`` (one output row per particle, the only level supported).
-        hidden: width :math:`H` of the node state, a multiple of 3 (paper: 60 = 20 vectors).
+        hidden_channels: width :math:`H` of the node state, a multiple of 3 (paper: 60 = 20 vectors).
         num_layers: message-passing layers (paper: 4).
         num_vectors: vector (``1o``) features at the start of ``x``; default 1 when
             ``in_channels >= 3``, else 0.
         reframe: ``"latent"`` or ``"input"`` (see above).
         group: ``"E3"``, ``"SE3"``, ``"O3"`` or ``"SO3"`` (O3/SO3: about the origin, no centring).
         position_output: add the frame translation :math:`t` to the outputs (positions).
-        aggr: ``"sum"`` or ``"mean"`` message aggregation.
-        num_samples: in training mode, run each layer in ``num_samples`` frames per cloud drawn from
+        aggr: ``"sum"``, ``"mean"`` or ``"max"`` message aggregation.
+        num_samples: a sample count: in training mode, run each layer in ``num_samples`` frames per cloud drawn from
             the frame weights (stochastic FA, :func:`frame_pairs`): the layers run on
             ``num_samples`` copies per cloud instead of 8 (n-body, batch 100, 2 samples: 72 ms
             against 210 ms per training step on one CPU core). ``eval()`` always averages over the
@@ -209,9 +176,9 @@ class FAGNN(nn.Module):
 
     Example:
         >>> from equinets.testing import assert_equivariant
-        >>> model = FAGNN(4, 3, hidden=12, num_layers=2).double()
+        >>> model = FAGNN(4, 3, hidden_channels=12, num_layers=2).double()
         >>> model
-        FAGNN(in_channels=4, out_channels=3, task='seg', hidden=12, num_layers=2, group='E3', reframe='latent')
+        FAGNN(in_channels=4, out_channels=3, task='seg', hidden_channels=12, num_layers=2, group='E3', reframe='latent')
         >>> pos, vel = torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 3, dtype=torch.float64)
         >>> x = torch.cat([vel, torch.randint(0, 2, (10, 1)).double() * 2 - 1], dim=1)
         >>> batch = torch.arange(2).repeat_interleave(5)
@@ -228,7 +195,7 @@ class FAGNN(nn.Module):
         out_channels: int = 3,
         task: str = "seg",
         *,
-        hidden: int = 60,
+        hidden_channels: int = 60,
         num_layers: int = 4,
         num_vectors: int | None = None,
         reframe: str = "latent",
@@ -241,35 +208,32 @@ class FAGNN(nn.Module):
         num_angles: int = 4,
     ) -> None:
         super().__init__()
-        for name, v, lo in (("in_channels", in_channels, 0), ("out_channels", out_channels, 1),
-                            ("hidden", hidden, 3), ("num_layers", num_layers, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        in_channels = check_int(in_channels, "in_channels", 0)
+        out_channels = check_int(out_channels, "out_channels", 1)
+        hidden_channels = check_int(hidden_channels, "hidden_channels", 3)
+        num_layers = check_int(num_layers, "num_layers", 1)
         if task != "seg":
             raise ValueError(f"FAGNN predicts one output per particle: task must be 'seg', got {task!r}")
         if out_channels % 3:
             raise ValueError(f"out_channels must be a multiple of 3 (vector outputs), got {out_channels}")
-        if hidden % 3:
-            raise ValueError(f"hidden must be a multiple of 3 (read as hidden / 3 latent vectors), got {hidden}")
+        if hidden_channels % 3:
+            raise ValueError(f"hidden_channels must be a multiple of 3 (read as hidden_channels / 3 latent vectors), "
+                             f"got {hidden_channels}")
         if num_vectors is None:
             num_vectors = 1 if in_channels >= 3 else 0
-        if isinstance(num_vectors, bool) or not isinstance(num_vectors, int) or not 0 <= 3 * num_vectors <= in_channels:
+        if check_int(num_vectors, "num_vectors", 0) * 3 > in_channels:
             raise ValueError(f"num_vectors must be an integer with 0 <= 3 * num_vectors <= in_channels = {in_channels}, "
                              f"got {num_vectors!r}")
-        if reframe not in REFRAME:
-            raise ValueError(f"reframe must be one of {REFRAME}, got {reframe!r}")
-        if group not in GROUPS:
-            raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
-        if degenerate not in DEGENERATE_POLICIES:
-            raise ValueError(f"degenerate must be one of {DEGENERATE_POLICIES}, got {degenerate!r}")
-        _check_num_samples(num_samples)
+        check_choice(reframe, "reframe", REFRAME)
+        check_choice(aggr, "aggr", AGGRS)
+        check_frame_options(group, tol, degenerate, num_angles)
         self.in_channels, self.out_channels, self.task = in_channels, out_channels, task
-        self.hidden, self.num_layers, self.num_vectors = hidden, num_layers, num_vectors
+        self.hidden_channels, self.num_layers, self.num_vectors = hidden_channels, num_layers, num_vectors
         self.num_scalars = in_channels - 3 * num_vectors
         self.reframe, self.group, self.position_output = reframe, group, bool(position_output)
         self.tol, self.degenerate, self.num_angles = tol, degenerate, num_angles
-        self.num_samples = num_samples
-        H = hidden
+        self.num_samples = check_int(num_samples, "num_samples", 1, allow_none=True)
+        H = hidden_channels
         self.embed = nn.Linear(3 * (1 + num_vectors) + self.num_scalars, H)
         self.layers = nn.ModuleList(FAGNNLayer(H, self.num_scalars + 1, aggr) for _ in range(num_layers))
         self.decoder = nn.Sequential(nn.Linear(H, H), nn.SiLU(), nn.Linear(H, out_channels))
@@ -286,38 +250,30 @@ class FAGNN(nn.Module):
 
     def forward(self, pos, x: Tensor | None = None, batch: Tensor | None = None) -> Tensor:
         inp = as_points(pos, x, batch)
+        check_channels(inp.x, self.in_channels)
+        check_dtype(inp.pos, self, "pos")
+        check_dtype(inp.x, self, "x")
         p, b, B, N = inp.pos, inp.batch, inp.num_graphs, inp.pos.shape[0]
         dtype = p.dtype
-        if self.in_channels == 0:
-            if inp.x is not None:
-                raise ValueError(f"x must be None for a model built with in_channels=0, got {inp.x.shape[1]} columns")
-            feats = p.new_zeros(N, 0)
-        else:
-            if inp.x is None:
-                raise ValueError(f"x is required: the model was built with in_channels={self.in_channels}")
-            if inp.x.shape[1] != self.in_channels:
-                raise ValueError(f"x must have in_channels = {self.in_channels} columns, got {inp.x.shape[1]}")
-            feats = inp.x.to(dtype)
+        feats = p.new_zeros(N, 0) if inp.x is None else inp.x
         V = self.num_vectors
         vec, sca = feats[:, : 3 * V].reshape(N, V, 3), feats[:, 3 * V :]
-        counts = torch.bincount(b, minlength=B)
         edge_index = full_graph(b, B)
         j, i = edge_index
         d = p[i] - p[j]
         edge_attr = torch.cat([sca[i] * sca[j], (d * d).sum(1, keepdim=True)], dim=1)  # invariants
-        edge_counts = counts * (counts - 1)
         fr = self.frames(p, b)
         t = fr.translation.to(dtype)
         k = self.num_samples if self.training else None
-        fold = _fold(fr, counts, edge_index, edge_counts, dtype, k)
+        fold = _fold(fr, edge_index, b, dtype, k)
         framed = _to_frame(torch.cat([(p - t[b]).unsqueeze(1), vec], dim=1), fold)  # R^T (x - t), R^T v
         h = self.embed(torch.cat([framed.flatten(1), sca[fold.node]], dim=1))
-        C = self.hidden // 3
+        C = self.hidden_channels // 3
         for l, layer in enumerate(self.layers):
             if l > 0:
                 Z = _average(h.reshape(-1, C, 3), fold, N)  # (N, C, 3): un-framed, averaged, equivariant
                 if self.reframe == "latent":
-                    fold = _fold(self.latent_frames(Z, b), counts, edge_index, edge_counts, dtype, k)
+                    fold = _fold(self.latent_frames(Z, b), edge_index, b, dtype, k)
                 h = _to_frame(Z, fold).flatten(1)
             h = layer(h, fold.edge_index, edge_attr[fold.edge])
         out = _average(self.decoder(h).reshape(h.shape[0], -1, 3), fold, N)
@@ -327,7 +283,8 @@ class FAGNN(nn.Module):
 
     def __repr__(self) -> str:
         s = f"in_channels={self.in_channels}, out_channels={self.out_channels}, task={self.task!r}, "
-        s += f"hidden={self.hidden}, num_layers={self.num_layers}, group={self.group!r}, reframe={self.reframe!r}"
+        s += f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, group={self.group!r}, "
+        s += f"reframe={self.reframe!r}"
         if self.num_vectors != (1 if self.in_channels >= 3 else 0):
             s += f", num_vectors={self.num_vectors}"
         if not self.position_output:

@@ -39,10 +39,13 @@ permutation invariant/equivariant model, Eq. (4)-(5):
    hexagon (12), two triangles (72) and CSL(41, r) for r in {2, 3, 4, 5, 6, 11, 12, 13, 16} (dihedral,
    82 = 2n instead of 41!); CSL(41, 9) (:math:`9^2 \equiv -1`, :math:`|\mathrm{Aut}| = 164`) gets 328.
 
-**Sampling** (stochastic FA, paper §3.1 / App.): if :math:`|\mathcal{F}(G)| >` ``max_frames``, draw
-``max_frames`` orderings i.i.d. *uniformly* from :math:`\mathcal{F}(G)` (a branch with probability
-proportional to its number of orderings, then a uniform permutation inside every tie block). The average
-is then invariant in distribution (an unbiased estimate of the exact average), not exactly invariant.
+**Sampling** (stochastic FA, paper §3.1 / App.): orderings drawn i.i.d. *uniformly* from
+:math:`\mathcal{F}(G)` (a branch with probability proportional to its number of orderings, then a
+uniform permutation inside every tie block); the average is then invariant in distribution (an unbiased
+estimate of the exact average), not exactly invariant. Two knobs, as in the other wrappers:
+``num_samples`` is a sample *count* (draw exactly that many per graph, whatever the frame size; the
+wrapper does so in training only), ``max_frames`` a *cap* (enumerate a frame of at most ``max_frames``
+orderings exactly, sample ``max_frames`` orderings from a larger one).
 """
 
 from __future__ import annotations
@@ -54,7 +57,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GraphFrames", "graph_frames", "GraphFrameAveraging", "GIN", "rank_encoding"]
+from .._checks import GraphInput, as_graph, check_batchnorm_batch, check_choice, check_dtype, check_int, check_real
+from ..nn._base import TASKS
+from ..nn.graph_ops import fold_graph, repeat_segments, segment_ptr
+from ..nn.message_passing import aggregate
+
+__all__ = ["GraphFrames", "graph_frames", "GraphFrameAveraging", "rank_encoding", "ID_ENCODINGS"]
+
+ID_ENCODINGS = ("onehot", "sinusoidal")
 
 
 @dataclass
@@ -192,7 +202,7 @@ def _enumerate(c: Tensor) -> list[Tensor]:
     return out
 
 
-def _sample(leaves: list[Tensor], sizes: list[int], k: int, generator) -> list[Tensor]:
+def _sample(leaves: list[Tensor], k: int, generator) -> list[Tensor]:
     """``k`` i.i.d. uniform orderings (rank vectors) from the union of the leaves' frames."""
     logw = torch.tensor([sum(math.lgamma(int(s) + 1) for s in torch.bincount(c).tolist()) for c in leaves],
                         dtype=torch.float64)
@@ -211,6 +221,29 @@ def _sample(leaves: list[Tensor], sizes: list[int], k: int, generator) -> list[T
 # -- public API --------------------------------------------------------------------------------------------
 
 
+def _check_frame_options(num_eigvecs, max_frames, num_samples, individualize, max_leaves, tol) -> float:
+    """Validate the options of :func:`graph_frames` (shared with :class:`GraphFrameAveraging`); return ``tol``."""
+    check_int(num_eigvecs, "num_eigvecs", 1, allow_none=True)
+    check_int(max_frames, "max_frames", 1)
+    check_int(num_samples, "num_samples", 1, allow_none=True)
+    check_int(individualize, "individualize", 0)
+    check_int(max_leaves, "max_leaves", 1)
+    tol = check_real(tol, "tol")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    return tol
+
+
+def _check_nonempty(g: GraphInput) -> Tensor:
+    """Nodes per graph ``(B,)``; every graph id in ``[0, B)`` must have a node (a frame orders nodes)."""
+    counts = torch.bincount(g.batch, minlength=g.num_graphs)
+    if g.num_nodes == 0 or bool((counts == 0).any()):
+        empty = int((counts == 0).nonzero()[0]) if g.num_nodes else 0
+        raise ValueError(f"graph {empty} of the batch is empty (no node has batch == {empty}); "
+                         f"every graph needs at least one node")
+    return counts
+
+
 @torch.no_grad()
 def graph_frames(
     edge_index: Tensor,
@@ -219,6 +252,7 @@ def graph_frames(
     *,
     num_eigvecs: int | None = None,
     max_frames: int = 512,
+    num_samples: int | None = None,
     individualize: int = 3,
     max_leaves: int = 1024,
     tol: float = 1e-6,
@@ -231,13 +265,15 @@ def graph_frames(
     batched float64 :func:`torch.linalg.eigh`; the tie/individualisation search runs per graph.
 
     Args:
-        edge_index: ``(2, E)`` long, global node indices (undirected; symmetrised).
+        edge_index: ``(2, E)`` integer, global node indices (undirected; symmetrised), inside graphs.
         num_nodes: ``N``, total number of nodes.
-        batch: ``(N,)`` graph id of each node (``None``: one graph).
+        batch: ``(N,)`` sorted graph id of each node (``None``: one graph).
         num_eigvecs: use only the eigenspaces that contain the ``num_eigvecs`` smallest eigenvalues
             (``None``: all).
-        max_frames: enumerate the frame when :math:`|\mathcal{F}| \le` ``max_frames``, otherwise draw
-            ``max_frames`` i.i.d. uniform samples from it.
+        max_frames: a cap: enumerate the frame when :math:`|\mathcal{F}| \le` ``max_frames``, otherwise
+            draw ``max_frames`` i.i.d. uniform samples from it.
+        num_samples: a count: draw exactly ``num_samples`` i.i.d. uniform orderings per graph, even
+            from a small frame (``None``: use ``max_frames``).
         individualize: maximal individualisation depth (``0``: the paper's sort-only frame).
         max_leaves: do not individualise a level if the number of branches would exceed this.
         tol: tolerance for equal eigenvalues (relative to ``max(1, |lambda|_max)``) and equal features.
@@ -255,26 +291,14 @@ def graph_frames(
         >>> fr.orderings(0).tolist()  # the two ends tie and may swap; the middle node sorts last
         [[0, 2, 1], [2, 0, 1]]
     """
-    dev = edge_index.device
-    edge_index = edge_index.detach().cpu()
-    if batch is None:
-        batch = torch.zeros(num_nodes, dtype=torch.long)
-    batch = batch.detach().cpu().long()
-    if batch.shape[0] != num_nodes:
-        raise ValueError(f"batch must have num_nodes = {num_nodes} entries, got {tuple(batch.shape)}")
-    if max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-    B = int(batch.max()) + 1 if num_nodes else 0
-    counts = torch.bincount(batch, minlength=B)
-    # local index of every node inside its graph (storage order)
-    order = torch.argsort(batch, stable=True)
-    ptr = torch.cumsum(counts, 0) - counts
-    local = torch.empty(num_nodes, dtype=torch.long)
-    local[order] = torch.arange(num_nodes) - ptr[batch[order]]
-    members = [order[int(ptr[b]):int(ptr[b] + counts[b])] for b in range(B)]
+    g = as_graph(None, edge_index, batch, num_nodes=num_nodes)
+    tol = _check_frame_options(num_eigvecs, max_frames, num_samples, individualize, max_leaves, tol)
+    counts = _check_nonempty(g).cpu()
+    dev = g.edge_index.device
+    edge_index, batch, B = g.edge_index.cpu(), g.batch.cpu(), g.num_graphs
+    ptr = segment_ptr(counts)
+    local = torch.arange(g.num_nodes) - ptr[batch]  # index of every node inside its graph (storage order)
     src, dst = edge_index
-    if edge_index.numel() and bool((batch[src] != batch[dst]).any()):
-        raise ValueError("edge_index connects nodes of different graphs")
     keep = src != dst
     src, dst = src[keep], dst[keep]
     # -- batched eigen-decomposition per graph size ---------------------------------------------------
@@ -299,30 +323,32 @@ def graph_frames(
         P, d = projectors[b], degrees[b]
         base = torch.cat([d[:, None], P.diagonal(dim1=1, dim2=2).T], 1)
         leaves = _frame_tree(base, P, tol, individualize, max_leaves)
-        color[members[b]] = _colors(_quantise(base, tol))
-        leaf_sizes = [_leaf_size(c) for c in leaves]
-        total = sum(leaf_sizes)
+        color[int(ptr[b]):int(ptr[b] + counts[b])] = _colors(_quantise(base, tol))
+        total = sum(_leaf_size(c) for c in leaves)
         sizes.append(total)
-        if total <= max_frames:
+        if num_samples is None and total <= max_frames:
             rk = [r for c in leaves for r in _enumerate(c)]
             complete.append(True)
         else:
-            rk = _sample(leaves, leaf_sizes, max_frames, generator)
+            rk = _sample(leaves, max_frames if num_samples is None else num_samples, generator)
             complete.append(False)
         ranks.extend(rk)
         graph_of.extend([b] * len(rk))
         weights.extend([1.0 / len(rk)] * len(rk))
-    K = len(ranks)
     graph = torch.tensor(graph_of, dtype=torch.long)
-    cnt = counts[graph]
-    frame = torch.arange(K).repeat_interleave(cnt)
-    node = torch.cat([members[b] for b in graph_of]) if K else torch.zeros(0, dtype=torch.long)
-    rank = torch.cat(ranks) if K else torch.zeros(0, dtype=torch.long)
+    node, frame, _ = repeat_segments(counts, graph)
+    rank = torch.cat(ranks)
     return GraphFrames(
         node=node.to(dev), rank=rank.to(dev), frame=frame.to(dev), graph=graph.to(dev),
         weight=torch.tensor(weights, dtype=torch.float64, device=dev), size=sizes,
         complete=torch.tensor(complete, dtype=torch.bool, device=dev), color=color.to(dev),
     )
+
+
+def _check_onehot_dim(n: int, id_dim: int) -> None:
+    if n > id_dim:
+        raise ValueError(f"one-hot identifiers need id_dim >= the largest graph ({n} nodes), got id_dim={id_dim}; "
+                         f"build with a larger id_dim or id_encoding='sinusoidal'")
 
 
 def rank_encoding(rank: Tensor, dim: int, kind: str = "onehot", dtype: torch.dtype = torch.float32) -> Tensor:
@@ -337,66 +363,15 @@ def rank_encoding(rank: Tensor, dim: int, kind: str = "onehot", dtype: torch.dty
         [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
     if kind == "onehot":
-        if rank.numel() and int(rank.max()) >= dim:
-            raise ValueError(f"one-hot identifiers need id_dim >= graph size ({int(rank.max()) + 1}), got {dim}; "
-                             f"use id_encoding='sinusoidal' for larger graphs")
+        if rank.numel():
+            _check_onehot_dim(int(rank.max()) + 1, dim)
         return torch.nn.functional.one_hot(rank, dim).to(dtype)
     if kind == "sinusoidal":
         half = (dim + 1) // 2
         freq = torch.exp(-math.log(1e4) * torch.arange(half, dtype=torch.float64, device=rank.device) / half)
         ang = rank.double()[:, None] * freq
         return torch.cat([ang.sin(), ang.cos()], 1)[:, :dim].to(dtype)
-    raise ValueError(f"id encoding must be 'onehot' or 'sinusoidal', got {kind!r}")
-
-
-class GIN(nn.Module):
-    r"""Graph Isomorphism Network (Xu et al., ICLR 2019), sum aggregation and sum readout.
-
-    Layer (Eq. 4.1): :math:`h_i' = \mathrm{MLP}\big((1 + \epsilon) h_i + \sum_{j \in N(i)} h_j\big)`, with a
-    two-layer ReLU MLP; graph readout (Eq. 4.2): sum-pool of the concatenation of all layers, then a linear
-    head. Exactly as powerful as 1-WL, so it cannot tell 1-WL-equivalent graphs apart.
-
-    Args:
-        in_dim, hidden, out_dim, num_layers: sizes.
-        task: ``"graph"`` (one row per graph) or ``"node"`` (one row per node).
-
-    Shapes:
-        - **input:** ``x`` ``(N, in_dim)``, ``edge_index`` ``(2, E)`` (messages flow ``[0] -> [1]``; pass both
-          directions), ``batch`` ``(N,)``.
-        - **output:** ``(B, out_dim)`` or ``(N, out_dim)``.
-
-    Example:
-        >>> gin = GIN(1, 8, 2)
-        >>> gin(torch.ones(3, 1), torch.tensor([[0, 1], [1, 0]]), torch.tensor([0, 0, 1])).shape
-        torch.Size([2, 2])
-    """
-
-    def __init__(self, in_dim: int, hidden: int = 32, out_dim: int = 16, num_layers: int = 3, *,
-                 task: str = "graph", eps: float = 0.0) -> None:
-        super().__init__()
-        if task not in ("graph", "node"):
-            raise ValueError(f"task must be 'graph' or 'node', got {task!r}")
-        self.task, self.eps = task, eps
-        dims = [in_dim] + [hidden] * num_layers
-        self.mlps = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, hidden), nn.ReLU(), nn.Linear(hidden, hidden)) for a in dims[:-1]
-        )
-        self.head = nn.Linear(sum(dims), out_dim)
-
-    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None) -> Tensor:
-        hs = [x]
-        h = x
-        for mlp in self.mlps:
-            agg = torch.zeros_like(h).index_add_(0, edge_index[1], h[edge_index[0]])
-            h = torch.relu(mlp((1 + self.eps) * h + agg))
-            hs.append(h)
-        z = torch.cat(hs, 1)
-        if self.task == "graph":
-            if batch is None:
-                batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-            B = int(batch.max()) + 1 if batch.numel() else 0
-            z = z.new_zeros(B, z.shape[1]).index_add_(0, batch, z)
-        return self.head(z)
+    raise ValueError(f"kind must be one of {ID_ENCODINGS}, got {kind!r}")
 
 
 class GraphFrameAveraging(nn.Module):
@@ -404,34 +379,42 @@ class GraphFrameAveraging(nn.Module):
 
     For each frame (ordering) :math:`\pi \in \mathcal{F}(G)` from :func:`graph_frames`, every node gets
     identifier :math:`\mathrm{enc}(\mathrm{rank}_\pi(i))` (``id_dim`` channels) concatenated to ``x``; all
-    frames of all graphs are folded into one batch and the GNN runs once. Graph-level outputs are averaged
-    (invariant, Eq. 4); node-level outputs are averaged per node (equivariant, Eq. 5: rows keep the nodes'
-    storage order, so "un-permuting" is the identity).
+    frames of all graphs are folded into one batch (:func:`~equinets.nn.graph_ops.fold_graph`) and the
+    GNN runs once. Graph-level outputs are averaged (invariant, Eq. 4); node-level outputs are averaged
+    per node (equivariant, Eq. 5: rows keep the nodes' storage order, so "un-permuting" is the identity).
 
-    **Exactness.** When every graph's frame is enumerated (``|F(G)| <= num_frames``) the output is
-    exactly invariant/equivariant to node relabelling (float64 round-off; tested to 1e-12), for any GNN
-    and any weights; in train mode too unless the GNN uses dropout (BatchNorm is fine: the multiset of framed
-    inputs, hence the batch statistics, is the same for :math:`G` and :math:`\sigma G`).
-    With sampled frames it is invariant in distribution only (``num_frames=1`` is the paper's stochastic
-    FA with one sampled ordering).
+    **Exactness.** When every graph's frame is enumerated (``|F(G)| <= max_frames``, no ``num_samples``
+    in training) the output is exactly invariant/equivariant to node relabelling (float64 round-off;
+    tested to 1e-12), for any GNN and any weights; in train mode too unless the GNN uses dropout
+    (BatchNorm is fine: the multiset of framed inputs, hence the batch statistics, is the same for
+    :math:`G` and :math:`\sigma G`). With sampled frames it is invariant in distribution only.
 
     Args:
         gnn: module ``gnn(x, edge_index, batch)`` returning ``(K, C)`` (per framed graph) or ``(M, C)``
-            (per framed node); its input width is ``x.shape[1] + id_dim``.
-        num_frames: ``max_frames`` of :func:`graph_frames`.
+            (per framed node); its input width is ``x.shape[1] + id_dim`` (checked against
+            ``gnn.in_channels`` when it has one, e.g. :class:`~equinets.nn.GIN`).
+        max_frames: a cap, ``max_frames`` of :func:`graph_frames`: frames of at most this many orderings
+            are enumerated (exact), larger ones sampled (``max_frames=1``: the paper's stochastic FA
+            with one ordering, in eval mode too).
+        num_samples: a count, the name and meaning of :class:`FrameAveraging`'s: in training mode,
+            ``num_samples`` orderings per graph drawn uniformly from the frame (stochastic FA, an
+            unbiased estimate of the average); ``None``, and ``eval()`` always, use ``max_frames``.
         id_dim: identifier channels.
-        id_encoding: ``"onehot"`` (needs ``id_dim >= n``) or ``"sinusoidal"``.
-        task: ``"graph"`` / ``"node"``; ``None``: read ``gnn.task`` or tell by the number of rows.
+        id_encoding: ``"onehot"`` (needs ``id_dim >= n``, the largest graph) or ``"sinusoidal"``.
+        task: ``"cls"`` (one row per graph) / ``"seg"`` (one row per node); ``None``: read ``gnn.task``
+            or tell by the number of rows.
         num_eigvecs, individualize, max_leaves, tol: see :func:`graph_frames`.
 
     Shapes:
-        - **input:** ``x`` ``(N, C_in)`` or ``None``, ``edge_index`` ``(2, E)``, ``batch`` ``(N,)``.
+        - **input:** ``x`` ``(N, C_in)`` or ``None``, ``edge_index`` ``(2, E)`` (row 0 source, row 1
+          target), ``batch`` ``(N,)`` sorted graph ids.
         - **output:** ``(B, C)`` (graph level) or ``(N, C)`` (node level).
 
     Example:
+        >>> from equinets.nn import GIN
         >>> ei = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
         >>> ei = torch.cat([ei, ei.flip(0)], 1)  # hexagon
-        >>> fa = GraphFrameAveraging(GIN(1 + 8, 16, 4).double(), id_dim=8)
+        >>> fa = GraphFrameAveraging(GIN(1 + 8, 4, hidden_channels=16).double(), id_dim=8)
         >>> x = torch.ones(6, 1, dtype=torch.float64)
         >>> perm = torch.randperm(6)
         >>> y0 = fa(x, ei)
@@ -440,75 +423,71 @@ class GraphFrameAveraging(nn.Module):
         ([12], True)
     """
 
-    def __init__(self, gnn: nn.Module, *, num_frames: int = 512, id_dim: int = 16, id_encoding: str = "onehot",
-                 task: str | None = None, num_eigvecs: int | None = None, individualize: int = 3,
-                 max_leaves: int = 1024, tol: float = 1e-6) -> None:
+    def __init__(self, gnn: nn.Module, *, max_frames: int = 512, num_samples: int | None = None, id_dim: int = 16,
+                 id_encoding: str = "onehot", task: str | None = None, num_eigvecs: int | None = None,
+                 individualize: int = 3, max_leaves: int = 1024, tol: float = 1e-6) -> None:
         super().__init__()
-        if id_encoding not in ("onehot", "sinusoidal"):
-            raise ValueError(f"id_encoding must be 'onehot' or 'sinusoidal', got {id_encoding!r}")
-        if task not in (None, "graph", "node"):
-            raise ValueError(f"task must be None, 'graph' or 'node', got {task!r}")
+        self.tol = _check_frame_options(num_eigvecs, max_frames, num_samples, individualize, max_leaves, tol)
+        self.id_dim = check_int(id_dim, "id_dim", 1)
+        self.id_encoding = check_choice(id_encoding, "id_encoding", ID_ENCODINGS)
+        if task not in (None, *TASKS):
+            raise ValueError(f"task must be None or one of {TASKS}, got {task!r}")
         self.gnn = gnn
-        self.num_frames, self.id_dim, self.id_encoding = num_frames, id_dim, id_encoding
+        self.max_frames, self.num_samples = max_frames, num_samples
         self.task = task if task is not None else getattr(gnn, "task", None)
-        if self.task not in ("graph", "node"):
+        if self.task not in TASKS:
             self.task = None
-        self.num_eigvecs, self.individualize, self.max_leaves, self.tol = num_eigvecs, individualize, max_leaves, tol
+        self.num_eigvecs, self.individualize, self.max_leaves = num_eigvecs, individualize, max_leaves
 
     def frames(self, edge_index: Tensor, num_nodes: int, batch: Tensor | None = None,
                generator: torch.Generator | None = None) -> GraphFrames:
-        """The frames this module averages over (see :func:`graph_frames`)."""
-        return graph_frames(edge_index, num_nodes, batch, num_eigvecs=self.num_eigvecs, max_frames=self.num_frames,
+        """The frames this module averages over in its current mode (see :func:`graph_frames`)."""
+        return graph_frames(edge_index, num_nodes, batch, num_eigvecs=self.num_eigvecs, max_frames=self.max_frames,
+                            num_samples=self.num_samples if self.training else None,
                             individualize=self.individualize, max_leaves=self.max_leaves, tol=self.tol,
                             generator=generator)
 
     def forward(self, x: Tensor | None, edge_index: Tensor, batch: Tensor | None = None, *,
                 num_nodes: int | None = None, frames: GraphFrames | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
-        if x is None and num_nodes is None and batch is None:
-            raise ValueError("pass x, batch or num_nodes so that the number of nodes is known")
-        N = x.shape[0] if x is not None else (batch.shape[0] if batch is not None else num_nodes)
-        dev = edge_index.device
-        if batch is None:
-            batch = torch.zeros(N, dtype=torch.long, device=dev)
-        fr = frames if frames is not None else self.frames(edge_index, N, batch, generator)
-        B = int(batch.max()) + 1 if N else 0
+        g = as_graph(x, edge_index, batch, num_nodes=num_nodes)
+        counts = _check_nonempty(g)
+        N, B = g.num_nodes, g.num_graphs
+        c_in = self.id_dim + (0 if g.x is None else g.x.shape[1])
+        gnn_in = getattr(self.gnn, "in_channels", None)
+        if isinstance(gnn_in, int) and gnn_in != c_in:
+            raise ValueError(f"x must have gnn.in_channels - id_dim = {gnn_in} - {self.id_dim} = {gnn_in - self.id_dim} "
+                             f"columns, got {c_in - self.id_dim}")
+        if self.id_encoding == "onehot":
+            _check_onehot_dim(int(counts.max()), self.id_dim)
+        if isinstance(self.gnn, nn.Module):
+            check_dtype(g.x, self.gnn, "x")
+            k = self.num_samples if self.training else None
+            if k is not None and self.task == "cls":  # the GNN sees B k framed graphs
+                check_batchnorm_batch(self.gnn, B * k, "framed graphs (graphs x num_samples)")
+        fr = frames if frames is not None else self.frames(g.edge_index, N, g.batch, generator)
+        if fr.color.shape[0] != N:
+            raise ValueError(f"frames are of a batch of {fr.color.shape[0]} nodes, the input has {N}")
         K, M = fr.num_frames, fr.node.shape[0]
-        dtype = x.dtype if x is not None else torch.get_default_dtype()
+        dtype = g.x.dtype if g.x is not None else torch.get_default_dtype()
         ids = rank_encoding(fr.rank, self.id_dim, self.id_encoding, dtype)
-        x_f = ids if x is None else torch.cat([x[fr.node], ids], 1)
-        # -- fold edges: the edges of graph g(k), once per frame k, renumbered into frame k's rows ------
-        counts = torch.bincount(batch, minlength=B)
-        cnt = counts[fr.graph]
-        row0 = torch.cumsum(cnt, 0) - cnt  # first row of each frame
-        local = torch.empty(N, dtype=torch.long, device=dev)
-        order = torch.argsort(batch, stable=True)
-        ptr = torch.cumsum(counts, 0) - counts
-        local[order] = torch.arange(N, device=dev) - ptr[batch[order]]
-        eg = batch[edge_index[0]]
-        eorder = torch.argsort(eg, stable=True)
-        ecount = torch.bincount(eg, minlength=B)
-        eptr = torch.cumsum(ecount, 0) - ecount
-        ec = ecount[fr.graph]
-        epair = torch.arange(K, device=dev).repeat_interleave(ec)
-        estart = torch.cumsum(ec, 0) - ec
-        eidx = eorder[eptr[fr.graph][epair] + torch.arange(epair.shape[0], device=dev) - estart[epair]]
-        ei_f = local[edge_index[:, eidx]] + row0[epair]
-        out = self.gnn(x_f, ei_f, fr.frame)
+        fold = fold_graph(g.edge_index, g.batch, fr.graph, B)  # the edges of graph g(k), once per frame k
+        out = self.gnn(ids if g.x is None else torch.cat([g.x[fold.node], ids], 1), fold.edge_index, fold.copy)
         if out.dim() == 1:
             out = out.unsqueeze(1)
-        task = self.task or ("graph" if out.shape[0] == K else "node")
-        if task == "graph" and out.shape[0] == K:
+        task = self.task or ("cls" if out.shape[0] == K else "seg")
+        if task == "cls" and out.shape[0] == K:
             w, target, size = fr.weight, fr.graph, B
-        elif task == "node" and out.shape[0] == M:
+        elif task == "seg" and out.shape[0] == M:
             w, target, size = fr.weight[fr.frame], fr.node, N
         else:
             raise ValueError(f"the GNN returned {out.shape[0]} rows for {K} framed graphs of {M} nodes in all; "
                              f"expected {K} (graph level) or {M} (node level), task={self.task!r}")
-        y = out * w.to(out.dtype)[:, None]
-        return y.new_zeros(size, y.shape[1]).index_add(0, target, y)
+        return aggregate(out * w.to(out.dtype)[:, None], target, size, "sum")
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(num_frames={self.num_frames}, id_dim={self.id_dim}, "
-                f"id_encoding={self.id_encoding!r}, individualize={self.individualize}, "
-                f"gnn={type(self.gnn).__name__})")
+        s = f"max_frames={self.max_frames}"
+        if self.num_samples is not None:
+            s += f", num_samples={self.num_samples}"
+        return (f"{type(self).__name__}({s}, id_dim={self.id_dim}, id_encoding={self.id_encoding!r}, "
+                f"individualize={self.individualize}, gnn={type(self.gnn).__name__})")

@@ -12,9 +12,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .._checks import as_points, check_finite
+from .._checks import as_points, check_choice, check_finite, check_int, check_real
 
-__all__ = ["Frames", "pca_frames", "frame_pairs", "GROUPS", "DEGENERATE_POLICIES"]
+__all__ = ["Frames", "pca_frames", "frame_pairs", "check_frame_options", "GROUPS", "DEGENERATE_POLICIES"]
 
 GROUPS = ("O3", "SO3", "E3", "SE3")
 DEGENERATE_POLICIES = ("blend", "none")
@@ -159,16 +159,9 @@ def pca_frames(
         >>> fr.rotations.shape, bool(fr.degenerate), round(float(fr.weights.sum()), 6)
         (torch.Size([1, 96, 3, 3]), True, 1.0)
     """
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
-    if degenerate not in DEGENERATE_POLICIES:
-        raise ValueError(f"degenerate must be one of {DEGENERATE_POLICIES}, got {degenerate!r}")
-    if isinstance(num_angles, bool) or not isinstance(num_angles, int) or num_angles < 1:
-        raise ValueError(f"num_angles must be an integer >= 1, got {num_angles!r}")
+    tol = check_frame_options(group, tol, degenerate, num_angles)
     inp = as_points(pos, None, batch)
-    tol = default_tol(inp.pos.dtype) if tol is None else float(tol)
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
+    tol = default_tol(inp.pos.dtype) if tol is None else tol
     B, b = inp.num_graphs, inp.batch
     dev = inp.pos.device
     p = inp.pos.to(torch.float64)  # differentiable, for the centroid
@@ -231,12 +224,25 @@ def pca_frames(
     return Frames(rot, wts, centroid, translation, evals, rel, (rel < tol).any(dim=1))
 
 
-def _check_num_samples(num_samples):
-    """Return ``num_samples`` if it is ``None`` or an integer >= 1, else raise a ``ValueError`` naming it."""
-    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
-                                    or num_samples < 1):
-        raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
-    return num_samples
+def check_frame_options(group: str, tol: float | None, degenerate: str, num_angles: int) -> float | None:
+    """Validate the frame options shared by :func:`pca_frames` and the wrappers; return ``tol`` as a float.
+
+    >>> check_frame_options("E3", None, "blend", 4) is None
+    True
+    >>> check_frame_options("E2", None, "blend", 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: group must be one of 'O3', 'SO3', 'E3', 'SE3', got 'E2'
+    """
+    check_choice(group, "group", GROUPS)
+    check_choice(degenerate, "degenerate", DEGENERATE_POLICIES)
+    check_int(num_angles, "num_angles", 1)
+    if tol is None:
+        return None
+    tol = check_real(tol, "tol")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    return tol
 
 
 def frame_pairs(fr: Frames, num_samples: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -260,7 +266,7 @@ def frame_pairs(fr: Frames, num_samples: int | None = None) -> tuple[Tensor, Ten
         >>> cloud.tolist(), (w * 3).tolist(), bool((fr.weights[cloud, frame] > 0).all())
         ([0, 0, 0, 1, 1, 1], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], True)
     """
-    if _check_num_samples(num_samples) is None:
+    if check_int(num_samples, "num_samples", 1, allow_none=True) is None:
         cloud_of, frame_of = (fr.weights > 0).nonzero(as_tuple=True)
         return cloud_of, frame_of, fr.weights[cloud_of, frame_of]
     B = fr.weights.shape[0]

@@ -6,12 +6,12 @@ import torch
 from e3nn import o3
 from torch import Tensor
 
-from .._checks import as_points
+from .._checks import as_points, check_choice, check_int, check_real
 from ..frames._wigner import rotate_irreps
+from ..frames.averaging import check_irreps
+from ..frames.pca import GROUPS
 
 __all__ = ["assert_equivariant", "random_group_elements"]
-
-GROUPS = ("O3", "SO3", "E3", "SE3")
 
 
 def random_group_elements(
@@ -26,8 +26,9 @@ def random_group_elements(
     Shapes:
         ``Q`` ``(num, 3, 3)``, ``t`` ``(num, 3)``.
     """
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    num = check_int(num, "num", 0)
+    check_choice(group, "group", GROUPS)
+    translation_scale = check_real(translation_scale, "translation_scale", 0.0)
     Q = o3.rand_matrix(num, dtype=torch.float64)
     if group in ("O3", "E3"):
         if improper is None:
@@ -110,19 +111,18 @@ def assert_equivariant(
         ...
         AssertionError: fn is not SO3-equivariant: worst relative error ...
     """
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    check_choice(group, "group", GROUPS)
+    check_int(n_trials, "n_trials", 1)
+    irreps_in = check_irreps(irreps_in, "irreps_in")
+    irreps_out = check_irreps(irreps_out, "irreps_out", position_output=position_output)
+    atol = 0.0 if atol is None else check_real(atol, "atol", 0.0)
+    rtol = None if rtol is None else check_real(rtol, "rtol", 0.0)
     inp = as_points(pos, x, batch)
     dtype = inp.pos.dtype
     if rtol is None:
         rtol = 1e-9 if dtype == torch.float64 else 1e-4
-    atol = 0.0 if atol is None else float(atol)
-    irreps_in = None if irreps_in is None else o3.Irreps(irreps_in)
-    irreps_out = None if irreps_out is None else o3.Irreps(irreps_out)
-    if position_output and (irreps_out is None or any(ir != o3.Irrep("1o") for _, ir in irreps_out)):
-        raise ValueError(f"position_output=True needs irreps_out made of 1o only, got {irreps_out}")
+    if irreps_in is not None and inp.x is not None and inp.x.shape[1] != irreps_in.dim:
+        raise ValueError(f"x must have irreps_in.dim = {irreps_in.dim} columns ({irreps_in}), got {inp.x.shape[1]}")
     B, N = inp.num_graphs, inp.pos.shape[0]
     dense = inp.dense
 

@@ -3,8 +3,9 @@ import torch
 from e3nn import o3
 from torch_geometric.data import Batch, Data
 
-from equinets.frames import FAGNN, full_graph, pca_frames
+from equinets.frames import FAGNN, pca_frames
 from equinets.nn import create_model, list_models
+from equinets.nn.graph_ops import full_graph
 from equinets.testing import assert_equivariant
 
 IRREPS_IN = "1x1o + 1x0e"  # x = [vel (3), charge (1)]
@@ -20,7 +21,7 @@ def _systems(sizes=(5, 5, 5), dtype=torch.float64):
 
 
 def _model(dtype=torch.float64, **kw):
-    kw = {"hidden": 12, "num_layers": 3, **kw}
+    kw = {"hidden_channels": 12, "num_layers": 3, **kw}
     return FAGNN(4, 3, **kw).to(dtype)
 
 
@@ -36,11 +37,11 @@ def test_fagnn_e3_equivariant(dtype, reframe):
 
 
 def test_fagnn_se3_group_and_vector_outputs():
-    model = FAGNN(4, 6, hidden=12, num_layers=2, group="SE3").double()
+    model = FAGNN(4, 6, hidden_channels=12, num_layers=2, group="SE3").double()
     pos, x, batch = _systems()
     assert_equivariant(model, pos, x, batch, group="SE3", irreps_in=IRREPS_IN, irreps_out="2x1o",
                        position_output=True)
-    vel_only = FAGNN(3, 3, hidden=9, num_layers=2, position_output=False).double()
+    vel_only = FAGNN(3, 3, hidden_channels=9, num_layers=2, position_output=False).double()
     assert_equivariant(vel_only, pos, x[:, :3], batch, group="E3", irreps_in="1o", irreps_out="1o")
 
 
@@ -68,7 +69,7 @@ def test_fagnn_clouds_are_independent_and_layouts_agree():
 def _slow_fagnn(model: FAGNN, pos, x, batch):
     """Reference: one cloud and one frame at a time, explicit loops, same weights."""
     outs = []
-    C = model.hidden // 3
+    C = model.hidden_channels // 3
     for b in range(int(batch.max()) + 1):
         p, xb = pos[batch == b], x[batch == b]
         n = p.shape[0]
@@ -124,7 +125,7 @@ def test_fagnn_degenerate_clouds_finite_outputs_and_gradients():
 
 
 def test_fagnn_single_particle_and_no_features():
-    model = FAGNN(0, 3, hidden=6, num_layers=2).double()
+    model = FAGNN(0, 3, hidden_channels=6, num_layers=2).double()
     pos = torch.randn(7, 3, dtype=torch.float64)
     batch = torch.tensor([0, 1, 1, 1, 2, 2, 2])
     out = model(pos, None, batch)
@@ -141,7 +142,7 @@ def test_full_graph_edges():
 
 def test_fagnn_argument_errors():
     with pytest.raises(ValueError, match="multiple of 3"):
-        FAGNN(4, 3, hidden=10)
+        FAGNN(4, 3, hidden_channels=10)
     with pytest.raises(ValueError, match="multiple of 3"):
         FAGNN(4, 4)
     with pytest.raises(ValueError, match="task must be 'seg'"):
@@ -150,7 +151,7 @@ def test_fagnn_argument_errors():
         FAGNN(4, 3, reframe="new")
     with pytest.raises(ValueError, match="num_vectors"):
         FAGNN(4, 3, num_vectors=2)
-    model = FAGNN(4, 3, hidden=6, num_layers=1)
+    model = FAGNN(4, 3, hidden_channels=6, num_layers=1)
     with pytest.raises(ValueError, match="x is required"):
         model(torch.randn(5, 3))
     with pytest.raises(ValueError, match="in_channels = 4"):
@@ -159,7 +160,7 @@ def test_fagnn_argument_errors():
 
 def test_fagnn_registered_and_trains_one_step():
     assert "fa_gnn" in list_models()
-    model = create_model("fa_gnn", in_channels=4, out_channels=3, task="seg", hidden=12, num_layers=2)
+    model = create_model("fa_gnn", in_channels=4, out_channels=3, task="seg", hidden_channels=12, num_layers=2)
     assert isinstance(model, FAGNN)
     pos, x, batch = _systems(dtype=torch.float32)
     y = pos + x[:, :3]
@@ -197,7 +198,7 @@ def test_nbody_fa_gnn_config_trains_through_the_loop(tmp_path, monkeypatch):
 
     monkeypatch.setattr(NBody, "get", get_with_x)
     sizes = "{num_train: 16, num_val: 8, num_test: 8, frame_in: 1, frame_out: 2}"
-    cfg = resolve_config("nbody-fa-gnn", ["epochs=1", "batch_size=8", "model_kwargs.hidden=6", "model_kwargs.num_layers=2",
+    cfg = resolve_config("nbody-fa-gnn", ["epochs=1", "batch_size=8", "model_kwargs={hidden_channels: 6, num_layers: 2}",
                                           f"data_root={tmp_path}", f"dataset_kwargs={sizes}"])
     metrics = train(cfg, tmp_path / "run", progress=False)
     assert set(metrics) >= {"mse"} and metrics["mse"] == metrics["mse"]
@@ -226,5 +227,5 @@ def test_fagnn_stochastic_frames_in_training_full_frames_in_eval():
 
 
 def test_fagnn_rejects_bad_num_samples():
-    with pytest.raises(ValueError, match="num_samples must be None or an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
         _model(num_samples=0)

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from equinets.frames import GIN, GraphFrameAveraging, graph_frames
+from equinets.frames import GraphFrameAveraging, graph_frames
+from equinets.nn import GIN
 
 # -- graphs ------------------------------------------------------------------------------------------------
 
@@ -45,9 +46,10 @@ def batch_of(graphs):
 
 
 def relabel(ei, batch, x):
-    """Random permutation of all nodes: new node perm^-1[i] holds old node i."""
-    n = batch.shape[0]
-    perm = torch.randperm(n)  # new node j is old node perm[j]
+    """Random relabelling of the nodes inside every graph (batch stays sorted): new node perm^-1[i] holds old node i."""
+    counts = torch.bincount(batch).tolist()
+    offsets = torch.tensor([0] + counts[:-1]).cumsum(0).tolist()
+    perm = torch.cat([torch.randperm(c) + o for c, o in zip(counts, offsets)])  # new node j is old node perm[j]
     inv = perm.argsort()
     return inv[ei], batch[perm], x[perm], perm
 
@@ -124,18 +126,18 @@ def test_batched_frames_match_single_graph_frames():
 # -- frame averaging ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task,encoding", [("graph", "onehot"), ("node", "sinusoidal")])
+@pytest.mark.parametrize("task,encoding", [("cls", "onehot"), ("seg", "sinusoidal")])
 def test_fa_gin_is_exactly_invariant_with_complete_frames(task, encoding):
     gen = torch.Generator().manual_seed(2)
     graphs = [(hexagon(), 6), (two_triangles(), 6), (random_graph(8, gen=gen), 8), (csl(11, 3), 11)]
     ei, batch, N = batch_of(graphs)
     x = torch.randn(N, 2, dtype=torch.float64)
-    fa = GraphFrameAveraging(GIN(2 + 12, 16, 3, task=task).double(), id_dim=12, id_encoding=encoding)
+    fa = GraphFrameAveraging(GIN(2 + 12, 3, task, hidden_channels=16).double(), id_dim=12, id_encoding=encoding)
     y = fa(x, ei, batch)
-    assert y.shape == ((4, 3) if task == "graph" else (N, 3))
+    assert y.shape == ((4, 3) if task == "cls" else (N, 3))
     ei2, batch2, x2, perm = relabel(ei, batch, x)
     y2 = fa(x2, ei2, batch2)
-    if task == "node":
+    if task == "seg":
         y2 = y2[perm.argsort()]  # back to the old node order
     assert (y - y2).abs().max() < 1e-12
 
@@ -143,7 +145,7 @@ def test_fa_gin_is_exactly_invariant_with_complete_frames(task, encoding):
 def test_plain_gin_cannot_separate_1wl_equivalent_graphs_but_fa_gin_can():
     for seed in range(2):
         torch.manual_seed(seed)
-        gin = GIN(1 + 11, 16, 8).double()
+        gin = GIN(1 + 11, 8, hidden_channels=16).double()
         fa = GraphFrameAveraging(gin, id_dim=11)
         pairs = {"hex/2tri": [(hexagon(), 6), (two_triangles(), 6)],
                  "csl11_2/csl11_3": [(csl(11, 2), 11), (csl(11, 3), 11)]}
@@ -164,11 +166,11 @@ def test_plain_gin_cannot_separate_1wl_equivalent_graphs_but_fa_gin_can():
 
 def test_sampled_frames_are_invariant_in_distribution():
     """Sort-only frame of the hexagon is S_6 (720): the mean over sampled frames converges to the exact average."""
-    gin = GIN(1 + 6, 8, 2).double()
+    gin = GIN(1 + 6, 2, hidden_channels=8).double()
     ei, batch, N = batch_of([(hexagon(), 6)])
     x = torch.ones(N, 1, dtype=torch.float64)
-    exact = GraphFrameAveraging(gin, id_dim=6, individualize=0, num_frames=720)(x, ei, batch)
-    fa = GraphFrameAveraging(gin, id_dim=6, individualize=0, num_frames=500)
+    exact = GraphFrameAveraging(gin, id_dim=6, individualize=0, max_frames=720)(x, ei, batch)
+    fa = GraphFrameAveraging(gin, id_dim=6, individualize=0, max_frames=500)
     gen = torch.Generator().manual_seed(3)
     samples = {"G": [], "sigma G": []}
     for _ in range(4):
@@ -197,11 +199,30 @@ def _fold(ei, fr):
 def test_errors_and_repr():
     ei = hexagon()
     with pytest.raises(ValueError, match="id_dim"):
-        GraphFrameAveraging(GIN(1 + 4, 8, 2), id_dim=4)(torch.ones(6, 1), ei)
+        GraphFrameAveraging(GIN(1 + 4, 2, hidden_channels=8), id_dim=4)(torch.ones(6, 1), ei)
     with pytest.raises(ValueError, match="id_encoding"):
-        GraphFrameAveraging(GIN(5, 8, 2), id_encoding="binary")
-    with pytest.raises(ValueError, match="different graphs"):
+        GraphFrameAveraging(GIN(5, 2, hidden_channels=8), id_encoding="binary")
+    with pytest.raises(ValueError, match="same graph"):
         graph_frames(torch.tensor([[0], [1]]), 2, torch.tensor([0, 1]))
-    fa = GraphFrameAveraging(GIN(8, 8, 2), id_dim=8)
-    assert "GraphFrameAveraging(num_frames=512" in repr(fa)
+    fa = GraphFrameAveraging(GIN(8, 2, hidden_channels=8), id_dim=8)
+    assert "GraphFrameAveraging(max_frames=512" in repr(fa)
     assert fa(None, ei, num_nodes=6).shape == (1, 2)  # identifiers only
+
+
+def test_num_samples_draws_that_many_frames_in_training_and_eval_is_exact():
+    """num_samples is a count (as in FrameAveraging): k orderings per graph in train mode, the full frame in eval."""
+    gin = GIN(1 + 6, 2, hidden_channels=8).double()
+    ei, batch, N = batch_of([(hexagon(), 6), (two_triangles(), 6)])
+    x = torch.ones(N, 1, dtype=torch.float64)
+    # sort-only frames (S_6 for the hexagon, 72 for two triangles): frame elements give different framed inputs
+    exact = GraphFrameAveraging(gin, id_dim=6, individualize=0, max_frames=720)
+    fa = GraphFrameAveraging(gin, id_dim=6, individualize=0, max_frames=720, num_samples=3)
+    assert "num_samples=3" in repr(fa)
+    fr = fa.frames(ei, N, batch, generator=torch.Generator().manual_seed(0))
+    assert fr.num_frames == 6 and fr.graph.tolist() == [0, 0, 0, 1, 1, 1] and not fr.complete.any()
+    full = exact.frames(ei, N, batch)
+    for b in range(2):  # every sampled ordering is one of the frame's
+        assert _orderings_as_sets(fr, b) <= _orderings_as_sets(full, b)
+    y_train = fa(x, ei, batch)
+    assert (y_train - exact(x, ei, batch)).abs().max() > 1e-6  # a 3-sample estimate, not the average
+    torch.testing.assert_close(fa.eval()(x, ei, batch), exact(x, ei, batch), rtol=0, atol=1e-12)
