@@ -239,8 +239,9 @@ def _load_or_generate(root: str | Path, params: dict, split: str, force_reload: 
 
 
 def _full_graph(n: int) -> Tensor:
-    src, dst = zip(*[(j, i) for i in range(n) for j in range(n) if i != j])
-    return torch.tensor([src, dst], dtype=torch.long)
+    from ..nn.graph_ops import full_graph  # the one builder (FAGNN's too); lazy: equinets.nn imports data-free
+
+    return full_graph(torch.zeros(n, dtype=torch.long))
 
 
 class NBody(Dataset):
