@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .._atomic import atomic_open
+from ..errors import UserError
 
 README_HINT = "see datasets/README.md for where to get the files and how to place them"
 
@@ -43,6 +44,17 @@ def atomic_write_json(obj, path: Path) -> None:
     with atomic_open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+class CorruptFileError(UserError, OSError):
+    """A data file that cannot be read (truncated, corrupt): a user error, and an ``OSError`` as before."""
+
+
+class MissingKeyError(UserError, KeyError):
+    """A data file without a key the reader needs: a user error, and a ``KeyError`` as before."""
+
+    def __str__(self) -> str:  # the message itself, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
 
 
 def as_root(root) -> Path:
@@ -111,8 +123,9 @@ def check_lengths(source, arrays: dict[str, np.ndarray | Tensor], axes: int = 1)
 def read_h5(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Read whole datasets ``keys`` (required) and ``optional`` from an HDF5 file.
 
-    A truncated or corrupt file raises ``OSError`` naming it; a missing key raises ``KeyError``
-    naming the file and the keys it does have; arrays of different lengths (``data`` vs ``label``,
+    A truncated or corrupt file raises :class:`CorruptFileError` (an ``OSError``) naming it; a
+    missing key raises :class:`MissingKeyError` (a ``KeyError``) naming the file and the keys it
+    does have (both are :class:`equinets.errors.UserError`, one line from the CLI); arrays of different lengths (``data`` vs ``label``,
     ``normal``, ``mask``) raise ``ValueError`` naming the file, both keys and their lengths.
     """
     import h5py
@@ -123,11 +136,11 @@ def read_h5(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -
             have = list(f.keys())
             lacking = [k for k in keys if k not in f]
             if lacking:
-                raise KeyError(f"HDF5 file {path} has no key(s) {lacking}; it has {have}")
+                raise MissingKeyError(f"HDF5 file {path} has no key(s) {lacking}; it has {have}")
             out = {k: np.asarray(f[k][()]) for k in keys}
             out.update({k: np.asarray(f[k][()]) for k in optional if k in f})
     except OSError as e:
-        raise OSError(
+        raise CorruptFileError(
             f"cannot read HDF5 file {path} (truncated or corrupt? re-download or re-create it): {e}"
         ) from e
     check_lengths(path, out)

@@ -130,6 +130,24 @@ def test_shapenetpart_part_label_outside_its_category(tmp_path):
         ShapeNetPart(tmp_path, "train", num_points=16)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "drop_label"])
+def test_cli_data_on_a_damaged_hdf5_file_is_one_error_line(tmp_path, capsys, damage):
+    folder = tmp_path / "h5_files" / "main_split"
+    folder.mkdir(parents=True)
+    path = folder / "test_objectdataset_augmentedrot_scale75.h5"
+    with h5py.File(path, "w") as f:
+        f["data"] = np.zeros((2, 64, 3), np.float32)
+        if damage == "truncate":
+            f["label"] = np.zeros(2, np.int64)
+    if damage == "truncate":
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2])
+    assert main(["data", "scanobjectnn", "--root", str(tmp_path), "--split", "test", "--num-points", "16"]) == 2
+    err = capsys.readouterr().err
+    assert path.name in err and len(err.strip().splitlines()) == 1
+    assert ("truncated or corrupt" if damage == "truncate" else "has no key(s) ['label']") in err
+
+
 # --- empty splits ----------------------------------------------------------------------------------
 
 
