@@ -125,8 +125,9 @@ def read_h5(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -
 
     A truncated or corrupt file raises :class:`CorruptFileError` (an ``OSError``) naming it; a
     missing key raises :class:`MissingKeyError` (a ``KeyError``) naming the file and the keys it
-    does have (both are :class:`equinets.errors.UserError`, one line from the CLI); arrays of different lengths (``data`` vs ``label``,
-    ``normal``, ``mask``) raise ``ValueError`` naming the file, both keys and their lengths.
+    does have (both are :class:`equinets.errors.UserError`, one line from the CLI); arrays of
+    different lengths (``data`` vs ``label``, ``normal``, ``mask``) raise ``ValueError`` naming
+    the file, both keys and their lengths.
     """
     import h5py
 
