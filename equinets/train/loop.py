@@ -322,7 +322,7 @@ def _check_extension(cfg: dict, state: dict, epochs: int | None) -> None:
     if epochs == planned or done == 0 or not history or cfg["scheduler"] != "cosine":
         return
     last_lr = float(history[-1]["lr"])
-    new_lr = cfg["lr"] * lr_factor(cfg)(done)
+    new_lr = cfg["lr"] * lr_factor(dict(cfg, epochs=epochs))(done)
     if new_lr > last_lr * (1 + 1e-9) + 1e-15:
         trial = dict(cfg)
         ok = done
