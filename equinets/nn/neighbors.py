@@ -43,7 +43,7 @@ from .._checks import check_batch, check_finite, check_int
 __all__ = ["knn", "knn_graph", "knn_dense", "radius", "radius_graph", "fps"]
 
 _GROUP = 8  # strided group size of the two-stage selection
-_CHUNK_ELEMS = 1 << 18  # score entries per chunk on a CPU (1 MiB in float32): stays in a core's L2
+_CHUNK_ELEMS = 1 << 20  # score entries per chunk on a CPU (4 MiB in float32)
 _CHUNK_ELEMS_GPU = 1 << 26
 
 
@@ -104,35 +104,40 @@ def _ptr(batch: Tensor | None, n: int, size: int, device) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- dense core
-def _select_smallest(s: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``k`` smallest entries of each row of ``s`` ``(R, n)`` (unsorted): values and column ids.
+def _group_size(n: int, k: int) -> int:
+    """Group size of the two-stage selection for rows of ``n`` scores (1: plain ``topk``)."""
+    return _GROUP if n // _GROUP >= 2 * (k + 1) else 1
 
-    Exact; the two-stage grouped selection runs when ``n`` is a multiple of ``_GROUP`` and large
-    compared with ``k``. Ties at the ``k``-th value are broken by the lower column id.
+
+def _select_smallest(s: Tensor, k: int, g: int) -> tuple[Tensor, Tensor]:
+    """``k`` smallest entries of each row of ``s`` ``(R, n)``: values and column ids (in no order).
+
+    Exact. With ``g > 1`` (``n`` a multiple of ``g``) the columns form ``n / g`` strided groups of
+    ``g``; the ``k + 1`` groups with the smallest minima hold the ``k + 1`` smallest entries of the
+    row, and ``topk`` runs on their ``g (k + 1)`` entries only. Taking ``k + 1`` entries also shows
+    ties: when the ``(k + 1)``-th smallest value equals the ``k``-th, the row is selected again with a
+    stable sort, so that ties are broken by the lower column id. (Every entry outside the kept groups
+    is at least the ``(k + 1)``-th group minimum, itself a candidate.)
     """
     R, n = s.shape
-    G = n // _GROUP
-    if n % _GROUP or G < 2 * k:
-        val, col = s.topk(k, dim=1, largest=False, sorted=False)
-        t = val.amax(1, keepdim=True)
-        ambiguous = (s == t).sum(1) > (val == t).sum(1)
+    k1 = min(k + 1, n)
+    if g == 1:
+        val, col = s.topk(k1, dim=1, largest=False, sorted=True)
     else:
-        sv = s.view(R, _GROUP, G)  # column j = m * G + g belongs to group g
-        gmin = sv.amin(1)
-        gval, groups = gmin.topk(k, dim=1, largest=False, sorted=False)  # (R, k)
-        cand = sv.gather(2, groups.unsqueeze(1).expand(R, _GROUP, k)).view(R, _GROUP * k)
-        val, j = cand.topk(k, dim=1, largest=False, sorted=False)
-        col = torch.div(j, k, rounding_mode="floor").mul_(G).add_(groups.gather(1, j % k))
-        t = val.amax(1, keepdim=True)
-        # an entry equal to the k-th value t is left out iff it sits in a kept group (cand) or in a
-        # dropped group whose minimum is t
-        sel = (val == t).sum(1)
-        ambiguous = ((cand == t).sum(1) > sel) | ((gmin == t).sum(1) > (gval == t).sum(1))
-    ambiguous &= torch.isfinite(t).squeeze(1)
-    if bool(ambiguous.any()):  # coincident points: take the lowest column ids among the ties
-        rows = ambiguous.nonzero().squeeze(1)
-        srt = s.index_select(0, rows).sort(dim=1, stable=True)
-        val[rows], col[rows] = srt.values[:, :k], srt.indices[:, :k]
+        G = n // g
+        sv = s.view(R, g, G)  # column j = m * G + c belongs to group c
+        groups = sv.amin(1).topk(k1, dim=1, largest=False, sorted=False)[1]  # (R, k + 1)
+        cand = sv.gather(2, groups.unsqueeze(1).expand(R, g, k1)).view(R, g * k1)
+        val, j = cand.topk(k1, dim=1, largest=False, sorted=True)
+        col = torch.div(j, k1, rounding_mode="floor").mul_(G).add_(groups.gather(1, j % k1))
+    if k1 > k:
+        tie = (val[:, k] == val[:, k - 1]) & torch.isfinite(val[:, k - 1])
+        val, col = val[:, :k], col[:, :k]
+        if bool(tie.any()):  # coincident points: take the lowest column ids among the tied
+            rows = tie.nonzero().squeeze(1)
+            srt = s.index_select(0, rows).sort(dim=1, stable=True)
+            val, col = val.clone(), col.clone()
+            val[rows], col[rows] = srt.values[:, :k], srt.indices[:, :k]
     return val, col
 
 
@@ -149,6 +154,10 @@ def _knn_core(
 
     Returns ``idx`` ``(B, Ny, k)`` and the ranking ``score`` of each pick; an infinite score marks
     "no neighbour" (padding, or the excluded self). ``exclude_self`` needs ``x is y`` row for row.
+
+    The scores of a chunk come from one ``bmm`` of ``[y, 1]`` with ``[-2 x, |x|^2]`` written into one
+    buffer reused by every chunk (fresh large allocations cost page faults that dominate a small-``D``
+    matrix product).
     """
     B, Nx, D = x.shape
     Ny = y.shape[1]
@@ -162,29 +171,33 @@ def _knn_core(
         mu = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1)
     x = x - mu
     y = x if exclude_self else y - mu
-    bias = (x * x).sum(-1)
+    bias = (x * x).sum(-1, keepdim=True)
     if x_valid is not None:
-        bias = bias.masked_fill(~x_valid, math.inf)
-    nxp = Nx
-    if Nx // _GROUP >= 2 * k and Nx % _GROUP:
-        nxp = Nx + _GROUP - Nx % _GROUP  # pad columns so that the grouped selection applies
-        x = torch.cat([x, x.new_zeros(B, nxp - Nx, D)], 1)
-        bias = torch.cat([bias, bias.new_full((B, nxp - Nx), math.inf)], 1)
-    xt = x.transpose(1, 2)
-    bias = bias.unsqueeze(1)
+        bias = bias.masked_fill(~x_valid.unsqueeze(-1), math.inf)
+    g = _group_size(Nx + (-Nx) % _GROUP, k)
+    nxp = Nx + (-Nx) % g  # pad columns so that the grouped selection applies
+    xa = torch.cat([x * -2.0, bias], -1)  # (B, Nx, D + 1)
+    if nxp > Nx:
+        pad = xa.new_zeros(B, nxp - Nx, D + 1)
+        pad[..., D] = math.inf
+        xa = torch.cat([xa, pad], 1)
+    ya = torch.cat([y, y.new_ones(B, Ny, 1)], -1)
+    xat = xa.transpose(1, 2)  # (B, D + 1, nxp)
     idx = torch.empty(B, Ny, k, dtype=torch.long, device=x.device)
     score = torch.empty(B, Ny, k, dtype=x.dtype, device=x.device)
     elems = _CHUNK_ELEMS if x.device.type == "cpu" else _CHUNK_ELEMS_GPU
     bc = max(1, min(B, elems // (Ny * nxp)))  # clouds per chunk
     rc = max(1, min(Ny, elems // (bc * nxp)))  # query rows per chunk
+    buf = torch.empty(bc * rc * nxp, dtype=x.dtype, device=x.device)
     for b0 in range(0, B, bc):
         b1 = min(B, b0 + bc)
         for r0 in range(0, Ny, rc):
             r1 = min(Ny, r0 + rc)
-            s = torch.baddbmm(bias[b0:b1], y[b0:b1, r0:r1], xt[b0:b1], alpha=-2.0)
+            s = buf[: (b1 - b0) * (r1 - r0) * nxp].view(b1 - b0, r1 - r0, nxp)
+            torch.bmm(ya[b0:b1, r0:r1], xat[b0:b1], out=s)
             if exclude_self:
                 s.diagonal(offset=r0, dim1=1, dim2=2).fill_(math.inf)
-            v, j = _select_smallest(s.view(-1, nxp), k)
+            v, j = _select_smallest(s.view(-1, nxp), k, g)
             idx[b0:b1, r0:r1] = j.view(b1 - b0, r1 - r0, k)
             score[b0:b1, r0:r1] = v.view(b1 - b0, r1 - r0, k)
     return idx, score
