@@ -12,8 +12,9 @@ the result equals a single-process evaluation of the same samples.
   unrestricted argmax over all parts;
 * regression: mean squared error over all target entries.
 
-**Devices.** Statistics live on the device of the tensors given to ``update`` (the model's), so a
-CUDA evaluation accumulates without a host sync per batch. :meth:`all_reduce` moves them, in one
+**Devices.** Statistics live on the device of the first tensor given to ``update`` or ``add_loss``
+(the model's), so a CUDA evaluation accumulates on the GPU (the input checks cost a few scalar syncs
+per batch, the accumulation none). :meth:`all_reduce` moves them, in one
 flat float64 buffer, to the device of the process group's backend (``cuda`` for NCCL, which
 refuses CPU tensors; ``cpu`` for gloo; :func:`equinets.train.distributed.group_device`), sums them
 over the ranks and copies the sums back. :meth:`compute` returns plain Python floats.
@@ -81,18 +82,25 @@ class _Meter:
     def __init__(self):
         self.loss_sum = torch.zeros((), dtype=torch.float64)
         self.loss_count = torch.zeros((), dtype=torch.float64)
+        self._placed = False
 
     @property
     def device(self) -> torch.device:
-        """Where the statistics are (the device of the last ``update``/``add_loss`` tensors)."""
+        """Where the statistics are: the device of the first tensor given to ``update``/``add_loss``."""
         return self.loss_sum.device
 
     def _follow(self, t: Tensor) -> torch.device:
-        """Move the statistics (and constant tables) to ``t``'s device when they are elsewhere."""
-        if t.device != self.device:
-            for name in self._STATS:
-                setattr(self, name, getattr(self, name).to(t.device))
-        return t.device
+        """Put the statistics (and constant tables) on ``t``'s device at the first tensor seen; return
+        their device, to which later inputs from elsewhere are moved (no back-and-forth)."""
+        if not self._placed:
+            self._placed = True
+            if t.device != self.device:
+                self._to(t.device)
+        return self.device
+
+    def _to(self, device: torch.device) -> None:
+        for name in self._STATS:
+            setattr(self, name, getattr(self, name).to(device))
 
     def add_loss(self, loss: Tensor | float, n: int) -> None:
         """Add a batch's mean loss with weight ``n`` (its number of samples); the metric is the weighted mean.
@@ -103,8 +111,8 @@ class _Meter:
         if isinstance(loss, Tensor):
             if loss.numel() != 1:
                 raise ValueError(f"loss must be a scalar (one element), got shape {tuple(loss.shape)}")
-            self._follow(loss)
-            self.loss_sum += loss.detach().reshape(()).double() * n
+            dev = self._follow(loss)
+            self.loss_sum += loss.detach().reshape(()).to(dev).double() * n
         else:
             self.loss_sum += float(loss) * n
         self.loss_count += n
@@ -168,7 +176,7 @@ class ClassificationMeter(_Meter):
             raise ValueError(f"y has {y.shape[0]} labels but logits has {logits.shape[0]} rows; they must match")
         check_labels(y, C, "y")
         dev = self._follow(logits)
-        pred = logits.detach().argmax(-1)
+        pred = logits.detach().argmax(-1).to(dev)
         key = y.to(dev).long() * C + pred
         self.confusion += torch.bincount(key, minlength=C * C).reshape(C, C).double()
 
@@ -255,10 +263,9 @@ class SegmentationMeter(_Meter):
         self.shape_count = torch.zeros(K, dtype=torch.float64)
         self.points = torch.zeros(2, dtype=torch.float64)  # correct, total
 
-    def _follow(self, t: Tensor) -> torch.device:
-        dev = super()._follow(t)
-        self.part_mask = self.part_mask.to(dev)
-        return dev
+    def _to(self, device: torch.device) -> None:
+        super()._to(device)
+        self.part_mask = self.part_mask.to(device)
 
     def update(self, logits: Tensor, y: Tensor, category: Tensor, batch: Tensor) -> None:
         K, P = self.part_mask.shape
@@ -279,7 +286,7 @@ class SegmentationMeter(_Meter):
             raise ValueError(f"batch holds shape id {int(batch[-1])} but category has only {category.shape[0]} "
                              f"entries (one per shape)")
         dev = self._follow(logits)
-        logits, y, category, batch = logits.detach(), y.to(dev).long(), category.to(dev).long(), batch.to(dev)
+        logits, y, category, batch = logits.detach().to(dev), y.to(dev).long(), category.to(dev).long(), batch.to(dev)
         if N and not bool(self.part_mask[category[batch], y].all()):
             raise ValueError("y holds part ids that are not parts of their shape's category (see category_parts)")
         ious = shape_ious(logits, y, category, batch, self.part_mask)
@@ -328,7 +335,7 @@ class RegressionMeter(_Meter):
         if pred.shape != target.shape:
             raise ValueError(f"target must have the shape of pred {tuple(pred.shape)}, got {tuple(target.shape)}")
         dev = self._follow(pred)
-        d = pred.detach().double() - target.detach().to(dev).double()
+        d = pred.detach().to(dev).double() - target.detach().to(dev).double()
         self.sse[0] += (d * d).sum()
         self.sse[1] += d.numel()
 

@@ -196,3 +196,16 @@ def test_init_distributed_is_a_no_op_for_a_world_of_one(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert D.init_distributed("cpu") == D.DistInfo()
     assert not dist.is_initialized()
+
+
+def test_meter_statistics_stay_on_the_device_of_the_first_tensor():
+    # the meta device stands in for a GPU: statistics move there once, later inputs follow them
+    m = RegressionMeter()
+    m.update(torch.zeros(4, 3, device="meta"), torch.zeros(4, 3))
+    assert m.device.type == "meta" and m.sse.device.type == "meta" and m.loss_sum.device.type == "meta"
+    m.update(torch.zeros(2, 3), torch.zeros(2, 3))  # CPU inputs go to the statistics, not the reverse
+    m.add_loss(torch.tensor(0.5), 2)
+    assert m.sse.device.type == "meta" and m.loss_sum.device.type == "meta"
+    s = SegmentationMeter(CATEGORY_PARTS)
+    s._follow(torch.zeros(1, device="meta"))
+    assert s.part_mask.device.type == "meta" and s.iou_sum.device.type == "meta"
