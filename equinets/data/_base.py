@@ -22,11 +22,41 @@ class PointCloudDataset(Dataset):
     a leading axis of length 1 for per-cloud values (``extent`` ``(1, 3)``, ``category`` ``(1,)``)
     or ``(N, ...)`` for per-point ones (``per_point_extra``).
 
+    **Geometric contract** (shared with :class:`~equinets.data.NBody`), read by
+    :meth:`RandomRotate.for_dataset <equinets.data.transforms.RandomRotate.for_dataset>` and by
+    the trainer's ``train_rotation`` / ``test_rotation``:
+
+    * ``up_axis`` (class attribute, ``"x"``, ``"y"`` or ``"z"``): the axis that points up in the
+      data; protocol ``"z"`` rotates about it (the config key ``up_axis`` overrides it).
+    * ``vector_keys``: the item keys that hold geometric vectors, i.e. rotate with the object, as
+      entries of :func:`~equinets.data.transforms.parse_vector_keys` (a key, or ``(key,
+      slice(a, a + 3))`` for three columns of a wider tensor). For point clouds it is ``pos``, plus
+      ``x`` (unit normals) when the dataset has normals, plus the class attribute
+      ``extra_vector_keys`` (none of the built-in sets has any). Everything else is invariant
+      under rotation and is left alone: labels, categories, masks, and the ``extent`` of
+      ``shapes``, the *sorted principal* half extents of the solid, a property of the solid and
+      not of its pose (an axis-aligned extent would be neither invariant nor a vector).
+
     ``transform`` is applied to every item when it is accessed.
+
+    Example:
+        >>> import tempfile
+        >>> from equinets.data import ShapesDataset
+        >>> from equinets.data.transforms import RandomRotate
+        >>> ds = ShapesDataset(tempfile.mkdtemp(), num_points=32, num_train=15, num_test=15)
+        >>> ds.up_axis, ds.vector_keys
+        ('z', ('pos', 'x'))
+        >>> t = RandomRotate.for_dataset("SO3", ds)
+        >>> R = t.sample(1, torch.Generator().manual_seed(0))[0]
+        >>> d, out = ds[3], t(ds[3], torch.Generator().manual_seed(0))
+        >>> torch.allclose(out.pos, d.pos @ R.T), torch.allclose(out.x, d.x @ R.T), torch.equal(out.extent, d.extent)
+        (True, True, True)
     """
 
     task: str = "cls"
     up_axis: str = "z"
+    #: geometric vector keys beyond ``pos`` and the normals ``x`` (see ``vector_keys``)
+    extra_vector_keys: tuple = ()
     classes: list[str] = []
 
     def __init__(self, transform: Callable | None = None) -> None:
@@ -51,6 +81,11 @@ class PointCloudDataset(Dataset):
     def num_classes(self) -> int:
         """Classification: the number of classes. Segmentation: the total number of parts."""
         return len(self.classes)
+
+    @property
+    def vector_keys(self) -> tuple:
+        """The item keys that are geometric vectors: ``pos``, ``x`` (normals) if present, ``extra_vector_keys``."""
+        return ("pos",) + (("x",) if self.normal is not None else ()) + tuple(self.extra_vector_keys)
 
     @property
     def num_points(self) -> int:

@@ -261,9 +261,16 @@ class NBody(Dataset):
     ``frame_in``), ``vel`` ``(5, 3)``, ``charges`` ``(5, 1)``, ``y`` ``(5, 3)`` (positions at
     ``frame_out``), ``edge_index`` ``(2, 20)`` (fully connected, directed, row 0 = source) and
     ``edge_attr`` ``(20, 1)`` = :math:`q_i q_j`. Loss and metric: MSE over particles and
-    coordinates. To rotate a sample, rotate ``vel`` and ``y`` with ``pos``:
-    ``RandomRotate("SO3", vector_keys=("vel", "y"))``. (The clipping acts per component, so the
-    data are exactly rotation-equivariant only where it is inactive.)
+    coordinates.
+
+    Geometric keys (``vector_keys``, the contract of
+    :class:`~equinets.data._base.PointCloudDataset`): ``pos``, ``vel``, the velocity columns
+    ``x[:, 0:3]`` (column 3 is the charge, a scalar) and the target positions ``y``; a rotation
+    about the origin maps the item of a system to the item of the rotated system, so rotate with
+    ``RandomRotate.for_dataset(protocol, ds)``, never ``pos`` alone. ``up_axis`` is nominal (z):
+    the system is isotropic. (The force clipping acts per component, so the simulation is exactly
+    rotation-equivariant only while it is inactive, as it is unless two particles come closer
+    than about 0.1.)
 
     On disk: ``root/nbody/tr{train}_va{val}_te{test}_s{seed}_f{in}-{out}_v1/{train,val,test}.pt``
     (float64 tensors ``pos``, ``vel``, ``charges``, ``y``) and ``manifest.json`` (parameters and
@@ -275,10 +282,17 @@ class NBody(Dataset):
     >>> d = ds[0]
     >>> len(ds), ds.task, [tuple(v.shape) for v in (d.pos, d.vel, d.charges, d.y, d.edge_index, d.edge_attr)]
     (3, 'reg', [(5, 3), (5, 3), (5, 1), (5, 3), (2, 20), (20, 1)])
+    >>> from equinets.data.transforms import RandomRotate
+    >>> t = RandomRotate.for_dataset("SO3", ds)
+    >>> R, out = t.sample(1, torch.Generator().manual_seed(0))[0], t(d, torch.Generator().manual_seed(0))
+    >>> all(torch.allclose(out[k], d[k] @ R.T) for k in ("pos", "vel", "y")), torch.equal(out.x[:, 3], d.x[:, 3])
+    (True, True)
     """
 
     task: str = "reg"
     up_axis: str = "z"  # nominal: the system is isotropic
+    #: geometric vectors of an item: positions, velocities (also inside ``x``) and target positions
+    vector_keys: tuple = ("pos", "vel", ("x", slice(0, 3)), "y")
     num_particles: int = NUM_PARTICLES
 
     def __init__(

@@ -35,9 +35,9 @@ def _batch():
 
 
 ALL = [
-    RandomRotate("SO3"),
-    RandomRotate("O3"),
-    RandomRotate("z"),
+    RandomRotate("SO3", vector_keys=("pos", "x")),
+    RandomRotate("O3", vector_keys=("pos", "x")),
+    RandomRotate("z", up_axis="y", vector_keys=("pos", "x")),
     Jitter(0.02, 0.05),
     RandomScale(),
     RandomScale(anisotropic=False),
@@ -46,13 +46,16 @@ ALL = [
     NormalizeUnitSphere(),
 ]
 COMPOSED = [
-    Compose([RandomRotate("SO3"), RandomScale(), RandomShift(), Jitter(), RandomSubsample(5)]),
+    Compose([RandomRotate("SO3", vector_keys=("pos", "x")), RandomScale(), RandomShift(), Jitter(),
+             RandomSubsample(5)]),
 ]
 
 
-@pytest.mark.parametrize("protocol,det", [("SO3", [1.0]), ("z", [1.0]), ("x", [1.0]), ("O3", [-1.0, 1.0])])
-def test_rotations_are_orthogonal_with_the_protocols_determinant(protocol, det, dtype):
-    R = random_rotation_matrices(500, protocol, generator=_gen(), dtype=dtype)
+@pytest.mark.parametrize(
+    "protocol,up,det", [("SO3", "z", [1.0]), ("z", "z", [1.0]), ("z", "x", [1.0]), ("O3", "z", [-1.0, 1.0])]
+)
+def test_rotations_are_orthogonal_with_the_protocols_determinant(protocol, up, det, dtype):
+    R = random_rotation_matrices(500, protocol, up, generator=_gen(), dtype=dtype)
     eye = torch.eye(3, dtype=dtype).expand(500, 3, 3)
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     assert torch.allclose(R @ R.transpose(1, 2), eye, atol=tol)
@@ -73,13 +76,25 @@ def test_so3_and_o3_draws_are_haar_distributed():
     assert abs(float((torch.linalg.det(O) < 0).double().mean()) - 0.5) < 0.02
 
 
-def test_z_rotation_keeps_z_and_uniform_angle():
-    d = _cloud()
-    out = RandomRotate("z")(d, _gen())
-    assert torch.allclose(out.pos[:, 2], d.pos[:, 2])
-    assert torch.allclose(out.pos[:, :2].norm(dim=1), d.pos[:, :2].norm(dim=1), atol=1e-5)
-    y_up = RandomRotate("up", up_axis="y")(d, _gen())
-    assert torch.allclose(y_up.pos[:, 1], d.pos[:, 1])
+@pytest.mark.parametrize("up", ["x", "y", "z"])
+def test_z_protocol_rotates_about_the_up_axis(up, dtype):
+    d = _cloud(dtype=dtype)
+    t = RandomRotate("z", up_axis=up, vector_keys=("pos", "x"))
+    out = t(d, _gen())
+    i = "xyz".index(up)
+    rest = [j for j in range(3) if j != i]
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    for key in ("pos", "x"):
+        assert torch.equal(out[key][:, i], d[key][:, i]), key  # the up coordinate is untouched, exactly
+        assert torch.allclose(out[key][:, rest].norm(dim=1), d[key][:, rest].norm(dim=1), atol=tol)
+        assert not torch.allclose(out[key], d[key])
+    R = t.sample(1, _gen(), dtype=torch.float64)[0]
+    e = torch.zeros(3, dtype=torch.float64)
+    e[i] = 1.0
+    assert torch.equal(R @ e, e)
+
+
+def test_z_rotation_angle_is_uniform():
     R = random_rotation_matrices(10000, "z", generator=_gen(), dtype=torch.float64)
     angle = torch.atan2(R[:, 1, 0], R[:, 0, 0])
     assert abs(float(torch.cos(angle).mean())) < 0.03 and abs(float(angle.mean())) < 0.06
@@ -87,7 +102,7 @@ def test_z_rotation_keeps_z_and_uniform_angle():
 
 def test_identity_protocol_changes_nothing():
     d = _cloud()
-    out = RandomRotate("I")(d, _gen())
+    out = RandomRotate("I", vector_keys=("pos", "x"))(d, _gen())
     assert torch.equal(out.pos, d.pos) and torch.equal(out.x, d.x)
 
 
@@ -95,7 +110,7 @@ def test_identity_protocol_changes_nothing():
 def test_rotation_applies_the_sampled_matrix_to_pos_and_normals(protocol, dtype):
     d = _cloud(dtype=dtype)
     d.normal = d.x.clone()
-    t = RandomRotate(protocol)
+    t = RandomRotate(protocol, vector_keys=("pos", "x", "normal"))
     out = t(d, _gen(7))
     R = t.sample(1, _gen(7), dtype=dtype)[0]
     tol = 1e-5 if dtype == torch.float32 else 1e-12
@@ -106,12 +121,42 @@ def test_rotation_applies_the_sampled_matrix_to_pos_and_normals(protocol, dtype)
     assert torch.allclose((out.pos * out.x).sum(1), (d.pos * d.x).sum(1), atol=tol * 10)
 
 
-def test_vector_keys_only_rotates_three_column_attributes():
-    d = Data(pos=torch.randn(5, 3), x=torch.randn(5, 4))
-    out = RandomRotate("SO3")(d, _gen())
-    assert torch.equal(out.x, d.x)
-    out = RandomRotate("SO3", vector_keys=())(_cloud(), _gen())
-    assert torch.equal(out.x, _cloud().x)
+def test_only_the_declared_keys_and_columns_rotate(dtype):
+    d = Data(pos=torch.randn(5, 3, dtype=dtype), x=torch.randn(5, 7, dtype=dtype), n=torch.randn(5, 3, dtype=dtype),
+             q=torch.randn(5, 1, dtype=dtype))
+    t = RandomRotate("SO3", vector_keys=("pos", ("x", slice(0, 3)), ("x", slice(4, 7))))
+    out = t(d, _gen(2))
+    R = t.sample(1, _gen(2), dtype=torch.float64)[0].to(dtype)
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    assert torch.allclose(out.pos, d.pos @ R.T, atol=tol)
+    assert torch.allclose(out.x[:, :3], d.x[:, :3] @ R.T, atol=tol)
+    assert torch.allclose(out.x[:, 4:], d.x[:, 4:] @ R.T, atol=tol)
+    assert torch.equal(out.x[:, 3], d.x[:, 3]) and torch.equal(out.n, d.n) and torch.equal(out.q, d.q)
+    assert out.x.dtype == dtype
+    # the default declaration is pos alone; nothing else is guessed from shapes
+    out = RandomRotate("SO3")(_cloud(), _gen())
+    assert torch.equal(out.x, _cloud().x) and not torch.equal(out.pos, _cloud().pos)
+
+
+def test_declarations_are_normalised():
+    t = RandomRotate("O3", "y", ["pos", ("x", slice(None, 3)), ["v", slice(3, 6, 1)]])
+    assert t.vector_keys == (("pos", None), ("x", slice(0, 3)), ("v", slice(3, 6)))
+    assert "vector_keys=(('pos', None)" in repr(t)
+
+
+def test_batch_rotates_per_point_and_per_cloud_vectors_with_their_clouds_matrix(dtype):
+    clouds = [Data(pos=torch.randn(n, 3, dtype=dtype), x=torch.randn(n, 5, dtype=dtype),
+                   v=torch.randn(1, 3, dtype=dtype)) for n in (4, 6, 2)]
+    b = Batch.from_data_list(clouds)
+    t = RandomRotate("SO3", vector_keys=("pos", ("x", slice(1, 4)), "v"))
+    out = t(b, _gen(4))
+    R = t.sample(3, _gen(4), dtype=torch.float64).to(dtype)
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    for c, (d, o) in enumerate(zip(clouds, out.to_data_list())):
+        assert torch.allclose(o.pos, d.pos @ R[c].T, atol=tol)
+        assert torch.allclose(o.x[:, 1:4], d.x[:, 1:4] @ R[c].T, atol=tol)
+        assert torch.equal(o.x[:, [0, 4]], d.x[:, [0, 4]])
+        assert torch.allclose(o.v, d.v @ R[c].T, atol=tol)
 
 
 @pytest.mark.parametrize("t", ALL, ids=lambda t: type(t).__name__)
