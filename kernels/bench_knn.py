@@ -16,7 +16,7 @@ and thread count. Writes ``kernels/results/knn.csv`` and ``kernels/results/knn.p
 
 Usage::
 
-    python kernels/bench_knn.py [--threads 1 2] [--repeats 7] [--allocator steady] [--quick]
+    python kernels/bench_knn.py [--threads 1 2] [--repeats 7] [--sizes 32x1024x20] [--allocator steady] [--quick]
 """
 
 from __future__ import annotations
@@ -47,16 +47,29 @@ def same_neighbours(dense: torch.Tensor, edge_index: torch.Tensor) -> bool:
     return torch.equal(src[order].reshape(B * N, k).sort(1).values, glob)
 
 
+def _size(text: str) -> tuple[int, int, int]:
+    try:
+        B, N, k = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"bench_knn.py: error: --sizes takes B x N x k such as 32x1024x20, got {text!r}") from None
+    return B, N, k
+
+
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--allocator", choices=ALLOCATORS, default="steady")
+    ap.add_argument("--sizes", nargs="+", default=None, metavar="BxNxK",
+                    help="sizes as B x N x k, e.g. 32x1024x20 (default: "
+                    + " ".join(f"{b}x{n}x{k}" for b, n, k in SIZES) + ")")
     ap.add_argument("--quick", action="store_true", help="one tiny size, 2 repeats (a smoke test of the script)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    sizes = [(4, 128, 8)] if args.quick else SIZES
+    sizes = SIZES if args.sizes is None else [_size(s) for s in args.sizes]
+    if args.quick:
+        sizes = [(4, 128, 8)]
     if args.quick:
         args.repeats = 2
     allocator = set_allocator(args.allocator)
