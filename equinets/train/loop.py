@@ -54,6 +54,10 @@ _ARGUMENT_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError
                     PermissionError)
 
 
+#: curves.png is redrawn after the first epoch, at most this often, and after the last epoch
+_PLOT_EVERY_S = 30.0
+
+
 class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; no checkpoint of the diverged state is written."""
 
@@ -473,6 +477,7 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
         metric_name, higher = BEST_METRIC[cfg["task"]]
         num_out = _num_outputs(cfg, train_ds)
         t_start = time.perf_counter()
+        last_plot = -math.inf  # the first epoch is always drawn
         for epoch in range(start_epoch, cfg["epochs"]):
             t0 = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -540,7 +545,9 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                         with atomic_open(out_dir / "config.yaml", "w") as f:
                             yaml.safe_dump(cfg, f, sort_keys=False)
                 run.commit()
-                plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+                if epoch + 1 == cfg["epochs"] or over or time.perf_counter() - last_plot > _PLOT_EVERY_S:
+                    plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+                    last_plot = time.perf_counter()
                 if writer is not None:
                     for k, v in row.items():
                         if k != "epoch":

@@ -1,0 +1,148 @@
+"""Bad configs and command lines: each is a ConfigError / one-line CLI error (exit 2) naming the key or argument,
+raised before any dataset is read or generated (the dataset constructor is replaced by one that fails)."""
+
+import pytest
+import yaml
+
+import equinets.data
+from equinets.errors import UserError
+from equinets.train.config import ConfigError, resolve_config
+from equinets.train.cli import main
+
+
+@pytest.fixture(autouse=True)
+def no_dataset(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("a dataset was built before the input was validated")
+
+    monkeypatch.setattr(equinets.data, "create_dataset", fail)
+
+
+def _cli(capsys, argv, cmd="train"):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"equinets {cmd}: error: ") and err.count("\n") == 1, err  # one line
+    assert "Traceback" not in err
+    return err
+
+
+# (override, the text the error must contain: the key and what was expected)
+BAD_OVERRIDES = [
+    ("epoch=3", "unknown config key 'epoch' (did you mean 'epochs'?)"),
+    ("name=123", "'name' must be a non-empty string, got 123"),
+    ("name=a/b", "'name' names a run folder"),
+    ("data_root=", "'data_root' must be a non-empty string, got None"),
+    ("epochs=two", "'epochs' must be a positive integer, got 'two'"),
+    ("epochs=1e3", "'epochs' must be a positive integer, got 1000.0"),
+    ("batch_size=true", "'batch_size' must be a positive integer, got True"),
+    ("seed=-1", "'seed' must be a non-negative integer, got -1"),
+    ("lr=abc", "'lr' must be a non-negative number, got 'abc'"),
+    ("lr=-1e-3", "'lr' must be a non-negative number, got -0.001"),
+    ("lr=.nan", "'lr' must be a finite non-negative number, got nan"),
+    ("lr=nan", "'lr' must be a non-negative number, got 'nan'"),
+    ("weight_decay=.inf", "'weight_decay' must be a finite non-negative number, got inf"),
+    ("weight_decay=inf", "'weight_decay' must be a non-negative number, got 'inf'"),
+    ("model_kwargs.dropout=.nan", "'model_kwargs.dropout' must be finite"),
+    ("use_features=maybe", "'use_features' must be true or false, got 'maybe'"),
+    ("use_features=1", "'use_features' must be true or false, got 1"),
+    ("task=detect", "'task' must be one of ['cls', 'seg', 'reg'], got 'detect'"),
+    ("train_rotation=true", "'train_rotation' must be one of"),
+    ("model_kwargs=5", "'model_kwargs' must be a mapping, got 5"),
+    ("fa_irreps_in=2q", "'fa_irreps_in' must be e3nn irreps"),
+    ("fa_irreps_out=3", "'fa_irreps_out' must be e3nn irreps"),
+    ("model=pointnett", "config key 'model': unknown model 'pointnett' (did you mean 'pointnet'?)"),
+    ("dataset=shapez", "config key 'dataset': unknown dataset 'shapez' (did you mean 'shapes'?)"),
+    ("dataset_kwargs.num_trian=3", "unknown config key 'dataset_kwargs.num_trian' for dataset 'shapes' (did you mean "
+                                   "'num_train'?"),
+    ("dataset_kwargs.num_train=abc", "'dataset_kwargs.num_train' of dataset 'shapes' must be int, got 'abc'"),
+    ("dataset_kwargs.num_points=64", "'dataset_kwargs.num_points' is set by the trainer; use the top-level key "
+                                     "num_points"),
+    ("model_kwargs.emb_dim=64", "unknown config key 'model_kwargs.emb_dim' for model 'pointnet' (did you mean "
+                                "'emb_dims'?"),
+    ("model_kwargs.in_channels=3", "'model_kwargs.in_channels' is set by the trainer"),
+    ("test_at_best=true", "'test_at_best' reports the test split at the best validation epoch and needs eval_split: val"),
+    ("min_lr=0.5", "'min_lr' (0.5) must not exceed 'lr' (0.001) under the cosine scheduler"),
+    ("task=seg", "config key 'task' is 'seg' but dataset 'shapes' is a 'cls' dataset"),
+    ("label_smoothing=1", "'label_smoothing' must be in [0, 1)"),
+    ("noequals", "override 'noequals' must have the form key=value"),
+    ("=3", "has no key before '='"),
+    ("foo.bar=1", "dotted override 'foo.bar': only model_kwargs.* and dataset_kwargs.* take sub-keys"),
+    ("model_kwargs.=3", "dotted override 'model_kwargs.' must be model_kwargs.NAME with one sub-key"),
+    ("model_kwargs.a.b=3", "dotted override 'model_kwargs.a.b' must be model_kwargs.NAME"),
+    ("model_kwargs.channels=[64, 64", "override 'model_kwargs.channels': value '[64, 64' is not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("override, expected", BAD_OVERRIDES, ids=[o for o, _ in BAD_OVERRIDES])
+def test_bad_override_is_a_config_error_naming_the_key(override, expected, tmp_path, capsys):
+    with pytest.raises(ConfigError) as info:
+        resolve_config("shapes-pointnet", [override])
+    assert expected in str(info.value)
+    assert isinstance(info.value, UserError)
+    err = _cli(capsys, ["train", "--config", "shapes-pointnet", "--out", str(tmp_path / "r"), override])
+    assert (expected if "=" in override else f"unrecognized arguments: {override}") in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_values_in_a_yaml_file_are_named(tmp_path):
+    p = tmp_path / "bad.yaml"
+    for text, expected in [("batchsize: 4\n", "unknown config key 'batchsize' (did you mean 'batch_size'?)"),
+                           ("lr: .nan\n", "'lr' must be a finite"), ("lr: nan\n", "'lr' must be a non-negative number"),
+                           ("epochs: [1, 2\n", "is not valid YAML"), ("- a\n", "must be a mapping"),
+                           ("dataset_kwargs: {num_tset: 3}\n", "'dataset_kwargs.num_tset'"),
+                           ("base: 3\n", "config key 'base' in"), ("1: 2\n", "keys must be strings, got 1")]:
+        p.write_text(text)
+        with pytest.raises(ConfigError, match=None) as info:
+            resolve_config(str(p))
+        assert expected in str(info.value), (text, str(info.value))
+
+
+def test_a_base_cycle_is_an_error_naming_the_chain_not_a_recursion_error(tmp_path, capsys):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("base: b.yaml\nepochs: 2\n")  # relative to the including file's folder
+    b.write_text(yaml.safe_dump({"base": str(a), "lr": 0.1}))
+    with pytest.raises(ConfigError, match=r"config 'base' cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        resolve_config(str(a))
+    a.write_text(f"base: {a}\n")
+    with pytest.raises(ConfigError, match=r"config 'base' cycle: .*a\.yaml -> .*a\.yaml"):
+        resolve_config(str(a))
+    assert "config 'base' cycle" in _cli(capsys, ["train", "--config", str(a)])
+
+
+def test_unknown_config_name_and_missing_file(tmp_path, capsys):
+    assert "unknown config 'shapes-pointnt' (did you mean 'shapes-pointnet'?)" in \
+        _cli(capsys, ["train", "--config", "shapes-pointnt"])
+    assert f"config file '{tmp_path / 'no.yaml'}' does not exist" in \
+        _cli(capsys, ["train", "--config", str(tmp_path / "no.yaml")])
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--frobnicate"], "unrecognized arguments: --frobnicate; config overrides are key=value"),
+    (["train", "lr"], "unrecognized arguments: lr"),
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["train", "--epochs", "abc"], "argument --epochs: expected a positive integer, got 'abc'"),
+    (["train", "--resume"], "--resume needs --out DIR"),
+    (["train", "--resume", "--out", "x", "lr=0.1"], "--resume continues with the checkpoint's config; only --epochs "
+                                                    "may change it (got lr=0.1)"),
+    (["train", "--resume", "--out", "x", "--config", "shapes-dgcnn"], "(got --config shapes-dgcnn)"),
+])
+def test_bad_train_arguments_are_one_line_errors_naming_the_argument(argv, expected, capsys):
+    assert expected in _cli(capsys, argv)
+
+
+@pytest.mark.parametrize("argv, cmd, expected", [
+    (["eval"], "eval", "the following arguments are required: --checkpoint"),
+    (["bench", "--models", "pointnett"], "bench", "argument --models: unknown model 'pointnett'"),
+    (["bench", "--batch-size", "-1"], "bench", "argument --batch-size: expected a positive integer"),
+    (["data", "shapes", "lr=1"], "data", "data takes no key=value overrides, got lr=1"),
+    (["configs", "--all"], "configs", "unrecognized arguments: --all"),
+])
+def test_bad_arguments_of_other_commands(argv, cmd, expected, capsys):
+    assert expected in _cli(capsys, argv, cmd)
+
+
+def test_no_command_is_a_one_line_error(capsys):
+    code = main([])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("equinets: error: the following arguments are required: command")
