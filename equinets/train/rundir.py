@@ -78,9 +78,10 @@ class RunDir:
     # -- lifecycle --------------------------------------------------------------------------------
     def open(self) -> RunDir:
         """Create (if needed) and lock the directory; refuse a directory holding another run."""
-        if not self.primary:
-            return self
         where = f"--out {str(self.path)!r}"
+        if not self.primary:  # other ranks only refuse what rank 0 refuses, so that no rank trains alone
+            self._refuse_existing_run()
+            return self
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{where} exists and is not a directory")
         if self.path.is_dir():
@@ -96,14 +97,17 @@ class RunDir:
             self._made = top
         try:
             self._lock()
-            if not self.resume and ((self.path / "last.pt").exists() or (self.path / "best.pt").exists()):
-                raise RunExistsError(
-                    f"{where} already holds a run (last.pt/best.pt); pass --resume to continue it, "
-                    f"or choose another --out so that nothing saved is overwritten")
+            self._refuse_existing_run()
         except BaseException:
             self.close(failed=True)
             raise
         return self
+
+    def _refuse_existing_run(self) -> None:
+        if not self.resume and ((self.path / "last.pt").exists() or (self.path / "best.pt").exists()):
+            raise RunExistsError(
+                f"--out {str(self.path)!r} already holds a run (last.pt/best.pt); pass --resume to continue it, "
+                f"or choose another --out so that nothing saved is overwritten")
 
     def _lock(self) -> None:
         if fcntl is None:  # pragma: no cover

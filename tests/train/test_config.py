@@ -64,3 +64,43 @@ def test_invalid_yaml_file(tmp_path):
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         resolve_config(str(p))
+
+
+# one wrong-typed value per key kind: every key of DEFAULTS is type-checked
+_WRONG = {"choice": "nope", "str": 7, "pos_int": 0, "nonneg_int": 1.5, "nonneg_float": "fast", "bool": "yes",
+          "mapping": [1], "irreps": "1x"}
+
+
+@pytest.mark.parametrize("key", sorted(DEFAULTS))
+def test_every_key_is_type_checked(key):
+    from equinets.train.config import KEY_KINDS, validate_config
+
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        validate_config({key: _WRONG[KEY_KINDS[key]]})
+    validate_config({key: DEFAULTS[key]})  # and its default passes
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 1e-3), ("1E-3", 1e-3), ("+1e-3", 1e-3), (".5", 0.5), ("5e-4", 5e-4),
+                                         ("1.0e-5", 1e-5), ("2", 2.0), ("1_000.5", 1000.5)])
+def test_every_float_form_is_accepted_in_overrides_and_yaml_files(text, value, tmp_path):
+    assert resolve_config(None, [f"lr={text}"])["lr"] == value
+    p = tmp_path / "c.yaml"
+    p.write_text(f"base: shapes-pointnet\nweight_decay: {text}\nmodel_kwargs: {{dropout: {text}}}\n")
+    cfg = resolve_config(str(p))
+    assert cfg["weight_decay"] == value and isinstance(cfg["weight_decay"], float)
+    assert cfg["model_kwargs"]["dropout"] == value  # free-form dicts read floats too
+
+
+def test_dataset_kwargs_are_checked_against_the_datasets_own_constructor():
+    assert resolve_config("nbody-fa-gnn", ["dataset_kwargs.num_val=4"])["dataset_kwargs"]["num_val"] == 4
+    with pytest.raises(ConfigError, match=r"unknown config key 'dataset_kwargs.num_val' for dataset 'shapes'"):
+        resolve_config("shapes-pointnet", ["dataset_kwargs.num_val=4"])
+
+
+def test_base_paths_resolve_relative_to_the_including_file(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text("base: shapes-dgcnn\nepochs: 9\n")
+    (tmp_path / "sub" / "top.yaml").write_text("base: base.yaml\nlr: 1e-2\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config("sub/top.yaml")
+    assert (cfg["model"], cfg["epochs"], cfg["lr"]) == ("dgcnn", 9, 0.01)
