@@ -126,7 +126,7 @@ def test_fa_benchmark_baseline_is_the_exact_input_frame_averaging_feeds_the_back
     spec = importlib.util.spec_from_file_location("bench_fa_overhead", ROOT / "kernels/bench_fa_overhead.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    net = PointNet(0, 4, channels=(8,), emb_dims=16, head_channels=(8,)).double().eval()
+    net = PointNet(0, 4, emb_dims=16).double().eval()
     fa = FrameAveraging(net, "E3", degenerate="none").eval()
     pos = torch.randn(3, 10, 3, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
     outs = []
