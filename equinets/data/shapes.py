@@ -225,6 +225,9 @@ class ShapesDataset(PointCloudDataset):
 
     task = "cls"
     up_axis = "z"
+    #: vectors: ``pos`` and the normals ``x`` only. ``extent`` (sorted principal half extents) belongs to the
+    #: solid, not to its pose: rotation-invariant, so the rotation protocols leave it as it is.
+    extra_vector_keys = ()
     classes = SHAPE_CLASSES
 
     def __init__(

@@ -63,6 +63,7 @@ def test_every_dataset_class_declares_its_up_axis():
     expected = {ShapesDataset: "z", PartsDataset: "z", NBody: "z", ModelNet40: "y", ShapeNetPart: "y",
                 ScanObjectNN: "y"}
     assert {cls: cls.up_axis for cls in expected} == expected
+    assert NBody.vector_keys == ("pos", "vel", ("x", slice(0, 3)), "y")  # x[:, 3] is the charge, a scalar
 
 
 def test_generated_datasets_are_z_up(tmp_path):
@@ -95,6 +96,7 @@ def test_shapes_rotated_item_is_the_item_of_the_rotated_solid(tmp_path, monkeypa
     from equinets.data.shapes import _SALT, sample_shape
 
     ds = ShapesDataset(tmp_path, num_points=96, num_train=15, num_test=15, noise=0.0, seed=3)
+    assert ds.vector_keys == ("pos", "x")  # not the extent
     t = RandomRotate.for_dataset(protocol, ds)
     for i in (1, 5, 9, 12):  # ellipsoid, cone, capsule, hemisphere
         d = ds[i]
@@ -119,6 +121,7 @@ def test_parts_rotated_item_is_the_item_of_the_rotated_object(tmp_path, monkeypa
     from equinets.data.parts import _SALT, sample_object
 
     ds = PartsDataset(tmp_path, num_points=128, num_train=8, num_test=8, noise=0.0, seed=2)
+    assert ds.vector_keys == ("pos", "x")
     t = RandomRotate.for_dataset(protocol, ds)
     for i in (0, 3, 4):  # table, lamp, airplane
         d = ds[i]
@@ -310,8 +313,8 @@ def test_fa_gnn_nbody_checkpoint_has_the_same_mse_under_so3_and_o3(tmp_path, cap
     from equinets.train.config import resolve_config
     from equinets.train.loop import train
 
-    over = [f"data_root={tmp_path / 'data'}", "epochs=1", "batch_size=8", "eval_batch_size=8", "device=cpu",
-            "model_kwargs.num_layers=2", "dataset_kwargs.num_train=16",
+    over = [f"data_root={tmp_path / 'data'}", "epochs=1", "batch_size=8", "eval_batch_size=12", "device=cpu",
+            "model_kwargs.hidden_channels=12", "model_kwargs.num_layers=2", "dataset_kwargs.num_train=16",
             "dataset_kwargs.num_val=12", "dataset_kwargs.num_test=1", "dataset_kwargs.frame_in=1",
             "dataset_kwargs.frame_out=4"]
     cfg = resolve_config("nbody-fa-gnn", over)
