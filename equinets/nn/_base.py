@@ -5,10 +5,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import PointInput, as_points, check_labels, restore_layout
+from .._checks import (
+    PointInput,
+    as_points,
+    check_batchnorm_batch,
+    check_channels,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_labels,
+    check_real,
+    restore_layout,
+)
 
-__all__ = ["PointBackbone", "mlp_layers"]
+__all__ = ["PointBackbone", "mlp_layers", "check_widths", "TASKS"]
 
+#: the task vocabulary of every model of equinets: one row per cloud (graph), or one row per point (node)
 TASKS = ("cls", "seg")
 
 
@@ -17,25 +29,37 @@ def mlp_layers(
     *,
     act: type[nn.Module] | None = None,
     dropout: float = 0.0,
-    bias: bool = False,
 ) -> list[nn.Module]:
     """``[Linear, BatchNorm1d, act, (Dropout)]`` for each consecutive pair of ``channels``.
 
-    The linear layers have no bias by default (the batch norm that follows has one).
+    The linear layers have no bias (the batch norm that follows has one).
+
+    >>> [type(m).__name__ for m in mlp_layers([3, 8, 4], dropout=0.5)]
+    ['Linear', 'BatchNorm1d', 'ReLU', 'Dropout', 'Linear', 'BatchNorm1d', 'ReLU', 'Dropout']
     """
     act = act or nn.ReLU
     layers: list[nn.Module] = []
     for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [nn.Linear(c_in, c_out, bias=bias), nn.BatchNorm1d(c_out), act()]
+        layers += [nn.Linear(c_in, c_out, bias=False), nn.BatchNorm1d(c_out), act()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return layers
 
 
-def _positive_int(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
-    return v
+def check_widths(value, name: str) -> tuple[int, ...]:
+    """Layer widths given as a sequence of positive integers, as a tuple; else an error naming ``name``.
+
+    >>> check_widths([64, 128], "hidden_channels")
+    (64, 128)
+    >>> check_widths(64, "hidden_channels")
+    Traceback (most recent call last):
+    ...
+    TypeError: hidden_channels must be a sequence of layer widths such as (64, 128), got int 64
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of layer widths such as (64, 128), got "
+                        f"{type(value).__name__} {value!r}")
+    return tuple(check_int(c, f"every entry of {name}", 1) for c in value)
 
 
 class PointBackbone(nn.Module):
@@ -43,45 +67,44 @@ class PointBackbone(nn.Module):
 
     Subclasses build their layers after ``super().__init__`` and implement ``_forward(inp, h, onehot)``
     on flat tensors, where ``h = [pos, x]`` is ``(N, 3 + in_channels)`` and ``onehot`` is the
-    ``(B, num_categories)`` category one-hot or ``None``.
+    ``(B, num_categories)`` category one-hot or ``None``. Subclasses whose BatchNorm layers act on one
+    row per cloud list those modules in ``_cloud_level_modules``, so that a batch of one cloud in
+    training mode is refused at entry.
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, task: str, num_categories: int, dropout: float
     ) -> None:
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels", 0)
-        self.out_channels = _positive_int(out_channels, "out_channels", 1)
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        self.task = task
-        self.num_categories = _positive_int(num_categories, "num_categories", 0)
+        self.in_channels = check_int(in_channels, "in_channels", 0)
+        self.out_channels = check_int(out_channels, "out_channels", 1)
+        self.task = check_choice(task, "task", TASKS)
+        self.num_categories = check_int(num_categories, "num_categories", 0)
         if self.num_categories and task != "seg":
             raise ValueError(
                 f"num_categories is used by task='seg' only (category one-hot of part segmentation), "
                 f"got num_categories={num_categories} with task={task!r}"
             )
-        if not 0.0 <= float(dropout) < 1.0:
+        if not check_real(dropout, "dropout", 0.0) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
 
     # -- inputs -------------------------------------------------------------------------------
+    def _cloud_level_modules(self) -> list[nn.Module]:
+        """Modules that see one row per cloud (their BatchNorm needs >= 2 clouds in training)."""
+        return []
+
     def _prepare(self, pos, x, batch, category) -> tuple[PointInput, Tensor, Tensor | None]:
+        """Validate every input before any work: layout, values, widths, dtypes, batch-norm batch size."""
         inp = as_points(pos, x, batch)
         x = inp.x
-        if self.in_channels == 0 and x is not None:
-            raise ValueError(
-                f"x must be None for a model built with in_channels=0, got x with {x.shape[1]} columns "
-                f"(build the model with in_channels={x.shape[1]} to use it)"
-            )
-        if self.in_channels > 0:
-            if x is None:
-                raise ValueError(f"x is required: the model was built with in_channels={self.in_channels}")
-            if x.shape[1] != self.in_channels:
-                raise ValueError(
-                    f"x must have in_channels = {self.in_channels} columns, got {x.shape[1]} "
-                    f"(x of shape {tuple(x.shape)})"
-                )
+        check_channels(x, self.in_channels)
+        check_dtype(inp.pos, self, "pos")
+        if x is not None and x.is_floating_point():
+            check_dtype(x, self, "x")
+        check_batchnorm_batch(self, inp.pos.shape[0], "points")
+        for m in self._cloud_level_modules():
+            check_batchnorm_batch(m, inp.num_graphs, "clouds")
         h = inp.pos if x is None else torch.cat([inp.pos, x.to(inp.pos.dtype)], dim=1)
         onehot = None
         if self.num_categories:

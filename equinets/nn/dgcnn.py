@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import PointInput
-from ._base import PointBackbone, mlp_layers
+from .._checks import PointInput, check_dtype, check_edge_index, check_int, check_real
+from ._base import PointBackbone, check_widths, mlp_layers
+from .message_passing import aggregate
 from .neighbors import knn_dense, knn_graph
 from .pool import global_max_pool, global_mean_pool
 
@@ -129,8 +130,8 @@ def _edgeconv_fused(
     ``(E, C)`` neighbour features (:class:`_GatherMaxSum`).
 
     ``nbr`` ``(P, k)`` holds global neighbour rows (dense graph); otherwise ``edge_index`` ``(2, E)``
-    (row 0 the centre ``i``, row 1 the neighbour ``j``, any order) is used, and points without edges
-    give zeros.
+    (PyG's order: row 0 the source ``j``, row 1 the target ``i``; any order of the edges) is used, and
+    targets without edges give zeros.
     """
     P, c_in = h.shape
     use_batch, factor = _batch_norm_factor(norm)
@@ -203,33 +204,43 @@ class EdgeConv(nn.Module):
     .. math::
         h'_i = \max_{j \in \mathcal{N}(i)} \sigma\Big(\mathrm{BN}\big(\Theta\,[h_i,\ h_j - h_i]\big)\Big)
 
+    the function :class:`torch_geometric.nn.EdgeConv` computes with
+    ``nn = Sequential(Linear(2 C, C', bias=False), BatchNorm1d(C'), LeakyReLU(negative_slope))``.
     :math:`\Theta = [\Theta_a \mid \Theta_b]` is applied per point rather than per edge, using
     :math:`\Theta [h_i, h_j - h_i] = (\Theta_a - \Theta_b) h_i + \Theta_b h_j = a_i + b_j`. With
     ``fused=True`` (default) the batch norm and the activation are moved past the max (exact, see
     :func:`_edgeconv_fused`): only gathers and reductions touch the ``(N k)`` edges, and the batch-norm
     statistics (training) are those of the edge features, computed from per-point sums. With
-    ``fused=False`` batch norm and activation act on the materialised edge features before the max.
-    Both give the same outputs, gradients and running statistics (up to rounding, and up to which
-    subgradient is taken where distinct edges round to equal activations). The fused path is used
-    for non-negative LeakyReLU slopes and more than one edge in training.
+    ``fused=False`` batch norm and activation act on the materialised edge features before the max
+    (:func:`~equinets.nn.message_passing.aggregate`). Both give the same outputs, gradients and running
+    statistics (up to rounding, and up to which subgradient is taken where distinct edges round to
+    equal activations). The fused path is used for non-negative LeakyReLU slopes and more than one
+    edge in training. A target without edges gets zeros.
 
     Shapes:
-        ``h`` ``(N, C)`` and either dense neighbour indices ``(B, n, k)`` (``N = B n``, equal-size
-        clouds) or ``edge_index`` ``(2, E)`` (row 0: centre ``i``, row 1: neighbour ``j``) -> ``(N, C')``.
+        ``h`` ``(N, C)`` and either dense neighbour indices ``idx`` ``(B, n, k)`` (``N = B n``,
+        equal-size clouds; ``idx[b, i]`` the neighbours ``j`` of point ``i`` of cloud ``b``) or
+        ``edge_index`` ``(2, E)`` in PyG's order (row 0 the source ``j``, row 1 the target ``i``, as
+        :func:`~equinets.nn.knn_graph` returns it) -> ``(N, C')``.
 
     Example:
         >>> conv = EdgeConv(3, 8).eval()
-        >>> conv(torch.randn(10, 3), idx=torch.randint(0, 5, (2, 5, 4))).shape
+        >>> h = torch.randn(10, 3)
+        >>> conv(h, idx=torch.randint(0, 5, (2, 5, 4))).shape
+        torch.Size([10, 8])
+        >>> from equinets.nn import knn_graph
+        >>> conv(h, edge_index=knn_graph(h, k=3)).shape
         torch.Size([10, 8])
     """
 
     def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2, *, fused: bool = True) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.fused = fused
+        self.in_channels = check_int(in_channels, "in_channels", 1)
+        self.out_channels = check_int(out_channels, "out_channels", 1)
+        self.fused = bool(fused)
         self.lin = nn.Linear(2 * in_channels, out_channels, bias=False)
         self.norm = nn.BatchNorm1d(out_channels)
-        self.act = nn.LeakyReLU(negative_slope)
+        self.act = nn.LeakyReLU(check_real(negative_slope, "negative_slope"))
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
@@ -239,27 +250,47 @@ class EdgeConv(nn.Module):
         shape = e.shape
         return self.act(self.norm(e.reshape(-1, shape[-1]))).view(shape)
 
+    def _check(self, h, idx, edge_index) -> Tensor | None:
+        """Validate the inputs; return the dense neighbour rows ``(N, k)`` (global ids) or ``None``."""
+        if not isinstance(h, Tensor) or not h.is_floating_point() or h.dim() != 2 or h.shape[1] != self.in_channels:
+            got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
+            raise ValueError(f"h must be a floating-point tensor of shape (N, in_channels) = (N, {self.in_channels}), "
+                             f"got {got}")
+        check_dtype(h, self, "h")
+        if (idx is None) == (edge_index is None):
+            raise ValueError("pass exactly one of idx (dense (B, n, k) neighbour indices) and edge_index "
+                             "((2, E), row 0 source j, row 1 target i)")
+        if edge_index is not None:
+            check_edge_index(edge_index, h.shape[0])
+            return None
+        if not isinstance(idx, Tensor) or idx.is_floating_point() or idx.dtype == torch.bool or idx.dim() != 3:
+            got = f"dtype {idx.dtype}, shape {tuple(idx.shape)}" if isinstance(idx, Tensor) else type(idx).__name__
+            raise ValueError(f"idx must be an integer tensor of shape (B, n, k), got {got}")
+        B, n, k = idx.shape
+        if B * n != h.shape[0]:
+            raise ValueError(f"idx of shape {tuple(idx.shape)} covers B n = {B * n} points, but h has {h.shape[0]} rows")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
+            raise ValueError(f"idx must hold point ids in [0, {n}) of each cloud, got values in "
+                             f"[{int(idx.min())}, {int(idx.max())}]")
+        return (idx.long() + (torch.arange(B, device=h.device) * n).view(B, 1, 1)).view(B * n, k)
+
     def forward(self, h: Tensor, idx: Tensor | None = None, edge_index: Tensor | None = None) -> Tensor:
-        if idx is not None:  # dense (B, n, k)
-            B, n, k = idx.shape
-            offset = (torch.arange(B, device=h.device) * n).view(B, 1, 1)
-            rows = (idx + offset).view(B * n, k)
-        n_edges = rows.numel() if idx is not None else edge_index.shape[1]
+        rows = self._check(h, idx, edge_index)
+        n_edges = rows.numel() if rows is not None else edge_index.shape[1]
         if self._fused_applies(n_edges):
             slope = self.act.negative_slope
-            if idx is not None:
+            if rows is not None:
                 return _edgeconv_fused(h, self.lin.weight, self.norm, slope, nbr=rows)
-            return _edgeconv_fused(h, self.lin.weight, self.norm, slope, edge_index=edge_index)
+            return _edgeconv_fused(h, self.lin.weight, self.norm, slope, edge_index=edge_index.long())
         w_a, w_b = self.lin.weight[:, : self.in_channels], self.lin.weight[:, self.in_channels :]
         centre = h @ (w_a - w_b).t()
         neigh = h @ w_b.t()
-        if idx is not None:
-            e = centre.view(B, n, 1, -1) + neigh.index_select(0, rows.view(-1)).view(B, n, k, -1)
-            return self._edge(e).amax(dim=2).reshape(B * n, -1)
-        j, i = edge_index  # source j, target i
-        e = self._edge(centre[i] + neigh[j])
-        out = e.new_zeros(h.shape[0], e.shape[1])
-        return out.scatter_reduce(0, i.unsqueeze(1).expand_as(e), e, reduce="amax", include_self=False)
+        if rows is not None:
+            N, k = rows.shape
+            e = centre.view(N, 1, -1) + neigh.index_select(0, rows.view(-1)).view(N, k, -1)
+            return self._edge(e).amax(dim=1)
+        j, i = edge_index.long()  # source j, target i
+        return aggregate(self._edge(centre[i] + neigh[j]), i, h.shape[0], "max")
 
     def _fused_applies(self, n_edges: int) -> bool:
         return (
@@ -297,7 +328,7 @@ class DGCNN(PointBackbone):
         task: ``"cls"`` or ``"seg"``.
         num_categories: object categories whose one-hot joins the global feature (``seg`` only).
         k: neighbours per point (self included).
-        channels: output widths of the EdgeConv layers.
+        hidden_channels: output widths of the EdgeConv layers.
         emb_dims: width of the embedding before pooling.
         head_channels: hidden widths of the classification head.
         seg_channels: hidden widths of the segmentation head.
@@ -311,9 +342,9 @@ class DGCNN(PointBackbone):
           ``(B, N, out_channels)`` (``seg``).
 
     Example:
-        >>> model = DGCNN(0, 4, "seg", k=3, channels=(8, 8), emb_dims=16, seg_channels=(8,)).eval()
+        >>> model = DGCNN(0, 4, "seg", k=3, hidden_channels=(8, 8), emb_dims=16, seg_channels=(8,)).eval()
         >>> model
-        DGCNN(in_channels=0, out_channels=4, task='seg', k=3, channels=(8, 8), emb_dims=16)
+        DGCNN(in_channels=0, out_channels=4, task='seg', k=3, hidden_channels=(8, 8), emb_dims=16)
         >>> model(torch.randn(2, 6, 3)).shape
         torch.Size([2, 6, 4])
     """
@@ -326,7 +357,7 @@ class DGCNN(PointBackbone):
         *,
         num_categories: int = 0,
         k: int = 20,
-        channels: Sequence[int] = (64, 64, 128, 256),
+        hidden_channels: Sequence[int] = (64, 64, 128, 256),
         emb_dims: int = 1024,
         head_channels: Sequence[int] = (512, 256),
         seg_channels: Sequence[int] = (256, 256, 128),
@@ -334,25 +365,30 @@ class DGCNN(PointBackbone):
         negative_slope: float = 0.2,
     ) -> None:
         super().__init__(in_channels, out_channels, task, num_categories, dropout)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {k!r}")
-        self.k = k
-        self.channels, self.emb_dims = tuple(channels), int(emb_dims)
-        self.head_channels, self.seg_channels = tuple(head_channels), tuple(seg_channels)
-        widths = [3 + self.in_channels, *self.channels]
-        self.convs = nn.ModuleList(EdgeConv(widths[i], widths[i + 1], negative_slope) for i in range(len(self.channels)))
+        self.k = check_int(k, "k", 1)
+        self.hidden_channels = check_widths(hidden_channels, "hidden_channels")
+        self.emb_dims = check_int(emb_dims, "emb_dims", 1)
+        self.head_channels = check_widths(head_channels, "head_channels")
+        self.seg_channels = check_widths(seg_channels, "seg_channels")
+        widths = [3 + self.in_channels, *self.hidden_channels]
+        self.convs = nn.ModuleList(
+            EdgeConv(widths[i], widths[i + 1], negative_slope) for i in range(len(self.hidden_channels))
+        )
         act = lambda: nn.LeakyReLU(negative_slope)  # noqa: E731
-        self.emb = nn.Sequential(*mlp_layers([sum(self.channels), self.emb_dims], act=act))
+        self.emb = nn.Sequential(*mlp_layers([sum(self.hidden_channels), self.emb_dims], act=act))
         if task == "cls":
             hidden = [2 * self.emb_dims, *self.head_channels]
             self.head = nn.Sequential(
                 *mlp_layers(hidden, act=act, dropout=self.dropout), nn.Linear(hidden[-1], out_channels)
             )
         else:
-            hidden = [sum(self.channels) + 2 * self.emb_dims + self.num_categories, *self.seg_channels]
+            hidden = [sum(self.hidden_channels) + 2 * self.emb_dims + self.num_categories, *self.seg_channels]
             self.head = nn.Sequential(
                 *mlp_layers(hidden, act=act), nn.Dropout(self.dropout), nn.Linear(hidden[-1], out_channels)
             )
+
+    def _cloud_level_modules(self) -> list[nn.Module]:
+        return [self.head] if self.task == "cls" else []
 
     def _forward(self, inp: PointInput, h: Tensor, onehot: Tensor | None) -> Tensor:
         n = self._equal_size(inp)
@@ -376,4 +412,4 @@ class DGCNN(PointBackbone):
         return self.head(torch.cat(parts, dim=1))
 
     def _repr_extra(self) -> str:
-        return f"k={self.k}, channels={self.channels}, emb_dims={self.emb_dims}"
+        return f"k={self.k}, hidden_channels={self.hidden_channels}, emb_dims={self.emb_dims}"

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import PointInput
-from ._base import PointBackbone
+from .._checks import PointInput, check_choice, check_edge_index, check_int, check_real
+from ._base import PointBackbone, check_widths
+from .message_passing import AGGRS, aggregate
 from .neighbors import knn_graph, radius_graph
 from .pool import global_max_pool, global_mean_pool
 
@@ -23,8 +24,9 @@ class PointMessageLayer(nn.Module):
         a_i = \underset{j \in \mathcal{N}(i)}{\mathrm{AGG}}\ m_{ij}, \qquad
         h_i \leftarrow \mathrm{LN}\big(h_i + \phi_h([h_i, a_i])\big),
 
-    with two-layer SiLU MLPs :math:`\phi_m, \phi_h`, ``AGG`` the mean or max (zero for a point
-    without neighbours) and LN a layer norm.
+    with two-layer SiLU MLPs :math:`\phi_m, \phi_h`, ``AGG`` the sum, mean or max of
+    :func:`~equinets.nn.message_passing.aggregate` (zero for a point without neighbours) and LN a
+    layer norm.
 
     Shapes:
         ``h`` ``(N, H)``, ``pos`` ``(N, 3)``, ``edge_index`` ``(2, E)`` (row 0 source ``j``, row 1
@@ -38,9 +40,8 @@ class PointMessageLayer(nn.Module):
 
     def __init__(self, hidden_channels: int, aggr: str = "mean") -> None:
         super().__init__()
-        if aggr not in ("mean", "max"):
-            raise ValueError(f"aggr must be 'mean' or 'max', got {aggr!r}")
-        H = hidden_channels
+        H = check_int(hidden_channels, "hidden_channels", 1)
+        check_choice(aggr, "aggr", AGGRS)
         self.hidden_channels, self.aggr = H, aggr
         self.msg_in = nn.Linear(2 * H + 4, H)
         self.msg_out = nn.Linear(H, H)
@@ -49,7 +50,7 @@ class PointMessageLayer(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, h: Tensor, pos: Tensor, edge_index: Tensor) -> Tensor:
-        j, i = edge_index
+        j, i = check_edge_index(edge_index, h.shape[0])  # source j, target i
         H = self.hidden_channels
         w = self.msg_in.weight  # first message layer split per node: W [h_i, h_j, d, |d|]
         d = pos[j] - pos[i]
@@ -57,13 +58,7 @@ class PointMessageLayer(nn.Module):
         pre = (h @ w[:, :H].t())[i] + (h @ w[:, H : 2 * H].t())[j]
         pre = pre + geo @ w[:, 2 * H :].t() + self.msg_in.bias
         m = self.msg_out(self.act(pre))
-        out = m.new_zeros(h.shape[0], H)
-        if self.aggr == "mean":
-            out = out.index_add(0, i, m)
-            deg = torch.bincount(i, minlength=h.shape[0]).clamp_min(1).to(m.dtype)
-            out = out / deg.unsqueeze(1)
-        else:
-            out = out.scatter_reduce(0, i.unsqueeze(1).expand_as(m), m, reduce="amax", include_self=False)
+        out = aggregate(m, i, h.shape[0], self.aggr)
         return self.norm(h + self.upd(torch.cat([h, out], dim=1)))
 
     def __repr__(self) -> str:
@@ -97,7 +92,7 @@ class GNN(PointBackbone):
         k: neighbours per point of the kNN graph.
         radius: use a radius graph of this radius instead of the kNN graph.
         max_num_neighbors: cap of the radius graph.
-        aggr: ``"mean"`` or ``"max"``.
+        aggr: ``"sum"``, ``"mean"`` or ``"max"``.
         head_channels: hidden widths of the head.
         dropout: dropout of the head.
 
@@ -132,15 +127,15 @@ class GNN(PointBackbone):
         dropout: float = 0.5,
     ) -> None:
         super().__init__(in_channels, out_channels, task, num_categories, dropout)
-        for name, v in (("hidden_channels", hidden_channels), ("num_layers", num_layers), ("k", k),
-                        ("max_num_neighbors", max_num_neighbors)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if radius is not None and not radius > 0:
+        self.hidden_channels = check_int(hidden_channels, "hidden_channels", 1)
+        self.num_layers = check_int(num_layers, "num_layers", 1)
+        self.k = check_int(k, "k", 1)
+        self.max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors", 1)
+        if radius is not None and not check_real(radius, "radius", 0.0) > 0:
             raise ValueError(f"radius must be > 0 or None, got {radius!r}")
-        self.hidden_channels, self.num_layers, self.k = hidden_channels, num_layers, k
-        self.radius, self.max_num_neighbors, self.aggr = radius, max_num_neighbors, aggr
-        self.head_channels = tuple(head_channels)
+        self.radius = radius
+        self.aggr = check_choice(aggr, "aggr", AGGRS)
+        self.head_channels = check_widths(head_channels, "head_channels")
         H = hidden_channels
         self.embed = nn.Linear(3 + self.in_channels, H)
         self.layers = nn.ModuleList(PointMessageLayer(H, aggr) for _ in range(num_layers))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import PointInput
-from ._base import PointBackbone, mlp_layers
+from .._checks import PointInput, check_int
+from ._base import PointBackbone, check_widths, mlp_layers
 from .pool import global_max_pool
 
 __all__ = ["PointNet"]
@@ -58,7 +58,7 @@ class PointNet(PointBackbone):
         out_channels: classes (``cls``) or part labels (``seg``).
         task: ``"cls"`` (one row per cloud) or ``"seg"`` (one row per point).
         num_categories: object categories whose one-hot joins the global feature (``seg`` only).
-        channels: widths of the shared MLP before the embedding layer.
+        hidden_channels: widths of the shared MLP layers before the embedding layer.
         emb_dims: width of the last shared layer (the global feature).
         head_channels: hidden widths of the classification head.
         seg_channels: hidden widths of the segmentation head.
@@ -72,9 +72,9 @@ class PointNet(PointBackbone):
           ``(B, N, out_channels)`` for ``seg``.
 
     Example:
-        >>> model = PointNet(0, 5, channels=(8,), emb_dims=16, head_channels=(8,)).eval()
+        >>> model = PointNet(0, 5, hidden_channels=(8,), emb_dims=16, head_channels=(8,)).eval()
         >>> model
-        PointNet(in_channels=0, out_channels=5, task='cls', channels=(8,), emb_dims=16)
+        PointNet(in_channels=0, out_channels=5, task='cls', hidden_channels=(8,), emb_dims=16)
         >>> model(torch.randn(2, 10, 3)).shape
         torch.Size([2, 5])
     """
@@ -86,7 +86,7 @@ class PointNet(PointBackbone):
         task: str = "cls",
         *,
         num_categories: int = 0,
-        channels: Sequence[int] = (64, 64, 64, 128),
+        hidden_channels: Sequence[int] = (64, 64, 64, 128),
         emb_dims: int = 1024,
         head_channels: Sequence[int] = (512, 256),
         seg_channels: Sequence[int] = (256, 256, 128),
@@ -94,11 +94,13 @@ class PointNet(PointBackbone):
         dropout: float = 0.5,
     ) -> None:
         super().__init__(in_channels, out_channels, task, num_categories, dropout)
-        self.channels, self.emb_dims = tuple(channels), int(emb_dims)
-        self.head_channels, self.seg_channels = tuple(head_channels), tuple(seg_channels)
+        self.hidden_channels = check_widths(hidden_channels, "hidden_channels")
+        self.emb_dims = check_int(emb_dims, "emb_dims", 1)
+        self.head_channels = check_widths(head_channels, "head_channels")
+        self.seg_channels = check_widths(seg_channels, "seg_channels")
         self.input_transform = bool(input_transform)
         self.tnet = _TNet(3) if self.input_transform else None
-        widths = [3 + self.in_channels, *self.channels, self.emb_dims]
+        widths = [3 + self.in_channels, *self.hidden_channels, self.emb_dims]
         self.layers = nn.ModuleList(
             nn.Sequential(*mlp_layers(widths[i : i + 2])) for i in range(len(widths) - 1)
         )
@@ -113,6 +115,10 @@ class PointNet(PointBackbone):
             self.head = nn.Sequential(
                 *mlp_layers(hidden), nn.Dropout(self.dropout), nn.Linear(hidden[-1], out_channels)
             )
+
+    def _cloud_level_modules(self) -> list[nn.Module]:
+        mods = [self.tnet.head] if self.tnet is not None else []
+        return mods + ([self.head] if self.task == "cls" else [])
 
     def _forward(self, inp: PointInput, h: Tensor, onehot: Tensor | None) -> Tensor:
         if self.tnet is not None:
@@ -132,5 +138,5 @@ class PointNet(PointBackbone):
         return self.head(torch.cat(parts, dim=1))
 
     def _repr_extra(self) -> str:
-        s = f"channels={self.channels}, emb_dims={self.emb_dims}"
+        s = f"hidden_channels={self.hidden_channels}, emb_dims={self.emb_dims}"
         return s + (", input_transform=True" if self.input_transform else "")

@@ -60,7 +60,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     """Instantiate the model registered as ``name`` with ``kwargs``.
 
     >>> create_model("pointnet", out_channels=10)
-    PointNet(in_channels=0, out_channels=10, task='cls', channels=(64, 64, 64, 128), emb_dims=1024)
+    PointNet(in_channels=0, out_channels=10, task='cls', hidden_channels=(64, 64, 64, 128), emb_dims=1024)
     """
     key = name.lower() if isinstance(name, str) else name
     if isinstance(key, str):

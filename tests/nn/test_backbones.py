@@ -9,11 +9,11 @@ from torch_geometric.data import Batch, Data
 from equinets.nn import DGCNN, GNN, PointNet, create_model, list_models, register_model
 
 TINY = {
-    "pointnet": dict(channels=(8, 8), emb_dims=16, head_channels=(8,), seg_channels=(8,)),
+    "pointnet": dict(hidden_channels=(8, 8), emb_dims=16, head_channels=(8,), seg_channels=(8,)),
     "pointnet_tnet": dict(
-        channels=(8,), emb_dims=16, head_channels=(8,), seg_channels=(8,), input_transform=True
+        hidden_channels=(8,), emb_dims=16, head_channels=(8,), seg_channels=(8,), input_transform=True
     ),
-    "dgcnn": dict(k=4, channels=(8, 8), emb_dims=16, head_channels=(8,), seg_channels=(8,)),
+    "dgcnn": dict(k=4, hidden_channels=(8, 8), emb_dims=16, head_channels=(8,), seg_channels=(8,)),
     "gnn": dict(hidden_channels=8, num_layers=2, k=4, head_channels=(8,)),
     "gnn_radius_max": dict(hidden_channels=8, num_layers=2, radius=1.0, aggr="max", head_channels=(8,)),
 }
@@ -119,7 +119,7 @@ def test_category_one_hot_changes_seg_output(name):
 def test_pointnet_input_transform_starts_at_identity():
     pos = torch.randn(2, 9, 3, dtype=torch.float64)
     with_t = make("pointnet_tnet")
-    without = PointNet(0, 5, channels=(8,), emb_dims=16, head_channels=(8,)).double().eval()
+    without = PointNet(0, 5, hidden_channels=(8,), emb_dims=16, head_channels=(8,)).double().eval()
     without.load_state_dict({k: v for k, v in with_t.state_dict().items() if not k.startswith("tnet.")})
     torch.testing.assert_close(with_t(pos), without(pos))
     with_t.tnet.head[-1].weight.data.normal_()
@@ -174,7 +174,7 @@ def test_bad_inputs_raise_clear_errors(name):
 
 @pytest.mark.parametrize("cls", [PointNet, DGCNN, GNN])
 def test_constructor_validation(cls):
-    with pytest.raises(ValueError, match=r"task must be one of \('cls', 'seg'\), got 'det'"):
+    with pytest.raises(ValueError, match=r"task must be one of 'cls', 'seg', got 'det'"):
         cls(0, 4, "det")
     with pytest.raises(ValueError, match="num_categories is used by task='seg' only"):
         cls(0, 4, "cls", num_categories=3)

@@ -153,7 +153,7 @@ def test_dgcnn_fused_matches_naive(task, train, ragged):
         task,
         num_categories=3 if task == "seg" else 0,
         k=5,
-        channels=(8, 8, 6),
+        hidden_channels=(8, 8, 6),
         emb_dims=16,
         head_channels=(8,),
         seg_channels=(8,),
