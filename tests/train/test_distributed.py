@@ -59,7 +59,6 @@ DATA = textwrap.dedent("""
 
 WORKER = DATA + textwrap.dedent("""
     import json, os, sys
-    import torch.multiprocessing as mp
 
     def worker(rank, out, port):
         os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
@@ -86,7 +85,7 @@ WORKER = DATA + textwrap.dedent("""
         cleanup_distributed()
 
     if __name__ == "__main__":
-        mp.spawn(worker, args=(sys.argv[1], int(sys.argv[2])), nprocs=2, join=True)
+        worker(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
 """)
 
 
@@ -109,10 +108,19 @@ def _single_process():
 def test_gloo_two_ranks_reduce_to_the_single_process_metrics(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, str(script), str(tmp_path), str(_free_port())], env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
+               EQUINETS_DIST_TIMEOUT="60")
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(tmp_path), port], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err[-3000:]
+    finally:
+        for p in procs:  # a rank left waiting for a failed peer
+            if p.poll() is None:
+                p.kill()
     ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
     assert ranks[0] == ranks[1]  # every rank holds the global metrics
     got = ranks[0]
