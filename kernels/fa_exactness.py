@@ -75,7 +75,7 @@ def main() -> None:
         errs = []
         for seed in range(args.seeds):
             torch.manual_seed(seed)
-            model = FAGNN(4, 3, hidden=60, num_layers=4).to(dtype)
+            model = FAGNN(4, 3, hidden_channels=60, num_layers=4).to(dtype)
             pos = torch.randn(40, 3, dtype=dtype) * 1.7
             x = torch.cat([torch.randn(40, 3, dtype=dtype), torch.randint(0, 2, (40, 1)).to(dtype) * 2 - 1], 1)
             batch = torch.arange(8).repeat_interleave(5)

@@ -96,6 +96,7 @@ class GraphFrames:
 
     @property
     def num_frames(self) -> int:
+        """``K``, the number of frames (orderings) of all graphs together."""
         return int(self.graph.shape[0])
 
     def orderings(self, b: int) -> Tensor:
