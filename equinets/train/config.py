@@ -459,7 +459,17 @@ def validate_config(cfg: dict) -> dict:
     if out["test_at_best"] and out["eval_split"] != "val":
         raise ConfigError("config key 'test_at_best' reports the test split at the best validation epoch and needs "
                           f"eval_split: val, got eval_split: {out['eval_split']!r}")
+    if out["scheduler"] == "cosine" and out["min_lr"] > out["lr"]:
+        raise ConfigError(f"config key 'min_lr' ({out['min_lr']:g}) must not exceed 'lr' ({out['lr']:g}) under the "
+                          f"cosine scheduler, which anneals lr down to min_lr")
+    if out["frame_averaging"] is not None and out["use_features"] and out["fa_irreps_in"] is None:
+        raise ConfigError("config key 'fa_irreps_in' is needed: frame_averaging with use_features=true must know the "
+                          "e3nn irreps of data.x (e.g. '1o' for normals), so that features are rotated into each frame")
     ds_cls = _dataset_class(out["dataset"])
+    ds_task = getattr(ds_cls, "task", None)
+    if isinstance(ds_task, str) and out["task"] in ("cls", "seg") and ds_task != out["task"]:
+        raise ConfigError(f"config key 'task' is {out['task']!r} but dataset {out['dataset']!r} is a {ds_task!r} "
+                          f"dataset")
     _check_kwargs("dataset_kwargs", out["dataset_kwargs"], f"dataset {out['dataset']!r}", ds_cls)
     fn = _model_factory(out["model"])
     if fn is not None:
