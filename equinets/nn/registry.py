@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from torch import nn
@@ -59,12 +60,27 @@ def list_models() -> list[str]:
 def create_model(name: str, **kwargs) -> nn.Module:
     """Instantiate the model registered as ``name`` with ``kwargs``.
 
+    A keyword the model's constructor does not take is a ``TypeError`` naming it and the accepted ones.
+
     >>> create_model("pointnet", out_channels=10)
     PointNet(in_channels=0, out_channels=10, task='cls', hidden_channels=(64, 64, 64, 128), emb_dims=1024)
+    >>> create_model("pointnet", channels=(8,))
+    Traceback (most recent call last):
+    ...
+    TypeError: model 'pointnet' takes no argument 'channels'; it takes: in_channels, out_channels, task, num_categories, hidden_channels, emb_dims, head_channels, seg_channels, input_transform, dropout
     """
-    key = name.lower() if isinstance(name, str) else name
-    if isinstance(key, str):
-        _resolve_lazy(key)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (one of {', '.join(list_models())}), got {type(name).__name__}")
+    key = name.lower()
+    _resolve_lazy(key)
     if key not in _MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return _MODELS[key](**kwargs)
+    fn = _MODELS[key]
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in kwargs if k not in params]
+        if unknown:
+            accepted = [k for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            raise TypeError(f"model {key!r} takes no argument {', '.join(map(repr, unknown))}; it takes: "
+                            f"{', '.join(accepted)}")
+    return fn(**kwargs)
