@@ -1,7 +1,10 @@
 """Backbones and building blocks for point clouds, and neighbour operations.
 
 * neighbour ops: :func:`knn`, :func:`knn_graph`, :func:`knn_dense`, :func:`radius`,
-  :func:`radius_graph`, :func:`fps` (pure torch; pyg-lib when it imports);
+  :func:`radius_graph`, :func:`fps` (pure torch; pyg-lib, else torch-cluster, when it imports --
+  ``equinets.typing.WITH_PYG_LIB`` / ``WITH_TORCH_CLUSTER``); the backbones call these public functions;
+* message passing: :func:`aggregate` (sum / mean / max of per-edge messages onto their targets);
+  every ``edge_index`` follows PyG: row 0 the source ``j``, row 1 the target ``i``;
 * pooling: :func:`global_max_pool`, :func:`global_mean_pool`, :func:`global_add_pool`;
 * backbones: :class:`PointNet`, :class:`DGCNN`, :class:`GNN`, built by name with
   :func:`create_model` (``"pointnet"``, ``"dgcnn"``, ``"gnn"``).
@@ -13,6 +16,7 @@ from ._base import PointBackbone
 from .dgcnn import DGCNN, EdgeConv
 from .gin import GIN
 from .gnn import GNN, PointMessageLayer
+from .message_passing import aggregate
 from .neighbors import fps, knn, knn_dense, knn_graph, radius, radius_graph
 from .pointnet import PointNet
 from .pool import global_add_pool, global_max_pool, global_mean_pool
@@ -30,6 +34,7 @@ __all__ = [
     "GIN",
     "GNN",
     "PointMessageLayer",
+    "aggregate",
     "knn",
     "knn_graph",
     "knn_dense",
