@@ -268,8 +268,12 @@ class RandomRotate(Transform):
             (:meth:`for_dataset`): ModelNet40, ShapeNetPart and ScanObjectNN are y-up.
         vector_keys: the keys to rotate (:func:`parse_vector_keys`): a key whose tensor is
             ``(rows, 3)``, or ``(key, slice(a, a + 3))`` for three columns of a wider tensor.
-            Every declared key must be present in each item; its rows may be per point or per
-            cloud (in a ``Batch`` the rows are assigned to clouds by the collation's slices).
+            It must include ``"pos"`` (rotating an object moves its points). Every declared key
+            must be present in each item; its rows may be per point or per cloud (in a ``Batch``
+            the rows are assigned to clouds by the collation's slices). ``None`` (default): the
+            point-cloud convention of the library, ``pos`` and, when the item has one, ``x`` read
+            as unit normals, which must then be ``(N, 3)``: any other ``x`` is an error, not
+            silently left alone. A dataset's own declaration: :meth:`for_dataset`.
 
     ``self.sample(num, generator)`` draws the very matrices a call with that generator uses. On a
     ``Batch`` the matrices are drawn in one call, in the order of the clouds.
@@ -292,11 +296,14 @@ class RandomRotate(Transform):
     """
 
     def __init__(
-        self, protocol: str = "SO3", up_axis: str = "z", vector_keys: Sequence = ("pos",)
+        self, protocol: str = "SO3", up_axis: str = "z", vector_keys: Sequence | None = None
     ) -> None:
         self.protocol = _check_protocol(protocol)
         self.up_axis = _check_up_axis(up_axis)
-        self.vector_keys = parse_vector_keys(vector_keys)
+        self.vector_keys = None if vector_keys is None else parse_vector_keys(vector_keys)
+        if self.vector_keys is not None and all(key != "pos" for key, _ in self.vector_keys):
+            raise ValueError(f"vector_keys must declare 'pos' (a rotation of the object moves its points), got "
+                             f"{vector_keys!r}")
 
     @classmethod
     def for_dataset(cls, protocol: str, dataset, up_axis: str | None = None) -> RandomRotate:
@@ -335,7 +342,11 @@ class RandomRotate(Transform):
     def _declared(self, data) -> list[tuple[str, slice | None, Tensor]]:
         """The declared tensors of ``data``, each checked against its declaration."""
         out = []
-        for key, cols in self.vector_keys:
+        default = self.vector_keys is None
+        keys = self.vector_keys
+        if default:
+            keys = (("pos", None),) + ((("x", None),) if isinstance(getattr(data, "x", None), Tensor) else ())
+        for key, cols in keys:
             what = _format_vector_key(key, cols)
             v = data[key] if key in data else None
             if not isinstance(v, Tensor):
@@ -348,8 +359,11 @@ class RandomRotate(Transform):
                 raise ValueError(f"vector_keys: {what} must be a 2-D (rows, columns) tensor, got shape "
                                  f"{tuple(v.shape)}")
             if cols is None and v.shape[1] != 3:
+                hint = (" (the default vector_keys=None reads x as (N, 3) normals; pass the item's vector keys, "
+                        "e.g. RandomRotate.for_dataset(protocol, dataset))") if default else ""
                 raise ValueError(f"vector_keys: {key!r} must have 3 columns to be rotated whole, got shape "
-                                 f"{tuple(v.shape)}; declare its vector columns as ({key!r}, slice(a, a + 3))")
+                                 f"{tuple(v.shape)}; declare its vector columns as ({key!r}, slice(a, a + 3))"
+                                 f"{hint}")
             if cols is not None and cols.stop > v.shape[1]:
                 raise ValueError(f"vector_keys: column slice {what} is out of range for {key!r} of shape "
                                  f"{tuple(v.shape)}")

@@ -88,15 +88,28 @@ def test_declared_key_of_the_wrong_shape_or_dtype():
     with pytest.raises(ValueError, match=r"vector_keys: 'x' must have 3 columns.*\(5, 4\).*slice"):
         RandomRotate("SO3", vector_keys=("pos", "x"))(d)
     with pytest.raises(ValueError, match=r"vector_keys: label must be a floating-point tensor"):
-        RandomRotate("SO3", vector_keys=("label",))(d)
+        RandomRotate("SO3", vector_keys=("pos", "label"))(d)
     d.w = torch.randn(5, 2, 3)
     with pytest.raises(ValueError, match=r"vector_keys: w must be a 2-D \(rows, columns\) tensor, got shape \(5, 2, 3\)"):
-        RandomRotate("SO3", vector_keys=("w",))(d)
+        RandomRotate("SO3", vector_keys=("pos", "w"))(d)
+
+
+def test_default_declaration_refuses_an_x_that_is_not_normals():
+    # n-body items carry x = [vel, charge]: the default (pos + normals x) must not rotate pos alone silently
+    with pytest.raises(ValueError, match=r"vector_keys: 'x' must have 3 columns.*default vector_keys=None.*for_dataset"):
+        RandomRotate("SO3")(_nbody_item())
+
+
+def test_declaration_without_pos():
+    with pytest.raises(ValueError, match=r"vector_keys must declare 'pos'.*\('vel', 'y'\)"):
+        RandomRotate("SO3", vector_keys=("vel", "y"))  # the old "in addition to pos" reading
+    with pytest.raises(ValueError, match="vector_keys must declare 'pos'"):
+        RandomRotate("SO3", vector_keys=())
 
 
 def test_column_slice_out_of_range():
     with pytest.raises(ValueError, match=r"vector_keys: column slice x\[:, 3:6\] is out of range for 'x' of shape"):
-        RandomRotate("SO3", vector_keys=(("x", slice(3, 6)),))(_nbody_item())
+        RandomRotate("SO3", vector_keys=("pos", ("x", slice(3, 6))))(_nbody_item())
 
 
 def test_rows_that_belong_to_no_cloud():

@@ -133,9 +133,20 @@ def test_only_the_declared_keys_and_columns_rotate(dtype):
     assert torch.allclose(out.x[:, 4:], d.x[:, 4:] @ R.T, atol=tol)
     assert torch.equal(out.x[:, 3], d.x[:, 3]) and torch.equal(out.n, d.n) and torch.equal(out.q, d.q)
     assert out.x.dtype == dtype
-    # the default declaration is pos alone; nothing else is guessed from shapes
-    out = RandomRotate("SO3")(_cloud(), _gen())
+    # an explicit declaration is exact: normals left out stay put
+    out = RandomRotate("SO3", vector_keys=("pos",))(_cloud(), _gen())
     assert torch.equal(out.x, _cloud().x) and not torch.equal(out.pos, _cloud().pos)
+
+
+def test_default_declaration_is_pos_and_the_normals_x_when_present(dtype):
+    d, t = _cloud(dtype=dtype), RandomRotate("O3")
+    R = t.sample(1, _gen(3), dtype=torch.float64)[0].to(dtype)
+    out = t(d, _gen(3))
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    assert torch.allclose(out.pos, d.pos @ R.T, atol=tol) and torch.allclose(out.x, d.x @ R.T, atol=tol)
+    bare = Data(pos=d.pos)
+    assert torch.allclose(t(bare, _gen(3)).pos, d.pos @ R.T, atol=tol)
+    assert t.vector_keys is None
 
 
 def test_declarations_are_normalised():
