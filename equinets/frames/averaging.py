@@ -96,7 +96,7 @@ class FrameAveraging(nn.Module):
     Example:
         >>> from equinets.nn import PointNet
         >>> from equinets.testing import assert_equivariant
-        >>> net = PointNet(0, 4, channels=(8,), emb_dims=16, head_channels=(8,)).double()
+        >>> net = PointNet(0, 4, hidden_channels=(8,), emb_dims=16, head_channels=(8,)).double()
         >>> fa = FrameAveraging(net, "E3", irreps_out="0e + 1o").eval()
         >>> fa
         FrameAveraging(group='E3', irreps_in=None, irreps_out=1x0e+1x1o, backbone=PointNet)

@@ -57,10 +57,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .._checks import GraphInput, as_graph, check_batchnorm_batch, check_choice, check_dtype, check_int, check_real
+from .._checks import GraphInput, as_graph, check_batchnorm_batch, check_choice, check_dtype, check_int
 from ..nn._base import TASKS
 from ..nn.graph_ops import fold_graph, repeat_segments, segment_ptr
 from ..nn.message_passing import aggregate
+from .pca import check_tol
 
 __all__ = ["GraphFrames", "graph_frames", "GraphFrameAveraging", "rank_encoding", "ID_ENCODINGS"]
 
@@ -196,10 +197,7 @@ def _enumerate(c: Tensor) -> list[Tensor]:
     blocks = _block_orderings(c)
     out = []
     for choice in itertools.product(*(itertools.permutations(b) for b in blocks)):
-        order = torch.tensor([i for blk in choice for i in blk], dtype=torch.long)
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(order.numel())
-        out.append(rank)
+        out.append(torch.tensor([i for blk in choice for i in blk], dtype=torch.long).argsort())  # order -> rank
     return out
 
 
@@ -213,9 +211,7 @@ def _sample(leaves: list[Tensor], k: int, generator) -> list[Tensor]:
         c = leaves[li]
         u = torch.rand(c.numel(), dtype=torch.float64, generator=generator)
         order = torch.argsort(c.double() + 0.5 * u)  # blocks in color order, uniform inside each block
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(order.numel())
-        out.append(rank)
+        out.append(order.argsort())  # order -> rank
     return out
 
 
@@ -229,10 +225,7 @@ def _check_frame_options(num_eigvecs, max_frames, num_samples, individualize, ma
     check_int(num_samples, "num_samples", 1, allow_none=True)
     check_int(individualize, "individualize", 0)
     check_int(max_leaves, "max_leaves", 1)
-    tol = check_real(tol, "tol")
-    if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    return tol
+    return check_tol(tol)
 
 
 def _check_nonempty(g: GraphInput) -> Tensor:

@@ -237,8 +237,17 @@ def check_frame_options(group: str, tol: float | None, degenerate: str, num_angl
     check_choice(group, "group", GROUPS)
     check_choice(degenerate, "degenerate", DEGENERATE_POLICIES)
     check_int(num_angles, "num_angles", 1)
-    if tol is None:
-        return None
+    return None if tol is None else check_tol(tol)
+
+
+def check_tol(tol) -> float:
+    """``tol`` as a float if it is a real number ``> 0``, else an error naming ``tol``.
+
+    >>> check_tol(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: tol must be > 0, got 0.0
+    """
     tol = check_real(tol, "tol")
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")

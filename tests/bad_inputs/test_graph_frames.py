@@ -150,7 +150,7 @@ def test_one_graph_batch_in_training_with_batchnorm_names_cause_and_fix():
 
 
 def test_one_cloud_batch_in_training_with_batchnorm_names_cause_and_fix():
-    fa = FrameAveraging(PointNet(0, 4, channels=(8,), emb_dims=16, head_channels=(8,)), "E3", num_samples=1)
+    fa = FrameAveraging(PointNet(0, 4, hidden_channels=(8,), emb_dims=16, head_channels=(8,)), "E3", num_samples=1)
     pos = torch.randn(1, 20, 3) * torch.tensor([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"the batch holds 1 framed clouds \(clouds x num_samples\).*"
                                          r"use a batch of >= 2 framed clouds"):
@@ -162,7 +162,7 @@ def test_one_cloud_batch_in_training_with_batchnorm_names_cause_and_fix():
 
 
 def _pointnet(**kw):
-    return PointNet(0, 4, channels=(8,), emb_dims=16, head_channels=(8,), **kw)
+    return PointNet(0, 4, hidden_channels=(8,), emb_dims=16, head_channels=(8,), **kw)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -189,7 +189,7 @@ def test_frame_averaging_bad_inputs():
     pos = torch.randn(2, 10, 3)
     with pytest.raises(TypeError, match=r"pos has dtype torch.float64 but the model's parameters are torch.float32"):
         fa(pos.double())
-    fa_x = FrameAveraging(PointNet(3, 4, channels=(8,), emb_dims=16, head_channels=(8,)), "E3", irreps_in="1o").eval()
+    fa_x = FrameAveraging(PointNet(3, 4, hidden_channels=(8,), emb_dims=16, head_channels=(8,)), "E3", irreps_in="1o").eval()
     with pytest.raises(ValueError, match=r"x must have irreps_in.dim = 3 columns \(1x1o\), got 2"):
         fa_x(pos, torch.randn(2, 10, 2))
     with pytest.raises(TypeError, match=r"x has dtype torch.float64 but the model's parameters are torch.float32"):

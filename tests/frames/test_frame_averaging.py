@@ -13,7 +13,7 @@ IRREPS = "0e + 0o + 1o + 1e + 2e"  # dim 13
 
 
 def _net(out, task="cls", in_channels=0, dtype=torch.float64, **kw):
-    kw = {"channels": (16,), "emb_dims": 32, "head_channels": (16,), "seg_channels": (16,), **kw}
+    kw = {"hidden_channels": (16,), "emb_dims": 32, "head_channels": (16,), "seg_channels": (16,), **kw}
     return PointNet(in_channels, out, task, **kw).to(dtype)
 
 

@@ -32,7 +32,7 @@ def test_passes_for_exactly_equivariant_functions(dtype):
 
 
 def test_catches_a_non_equivariant_backbone():
-    net = PointNet(0, 4, channels=(8,), emb_dims=16, head_channels=(8,)).double().eval()
+    net = PointNet(0, 4, hidden_channels=(8,), emb_dims=16, head_channels=(8,)).double().eval()
     with pytest.raises(AssertionError, match=r"not E3-equivariant: worst relative error \d"):
         assert_equivariant(net, torch.randn(2, 10, 3, dtype=torch.float64), group="E3")
 
