@@ -7,9 +7,6 @@ the code here is an independent, trajectory-vectorised float64 re-implementation
 
 from __future__ import annotations
 
-import hashlib
-import json
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +17,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from .._checks import check_finite
-from ._generated import cache_key
-from ._io import atomic_save, atomic_write_json
+from ._io import cache_key, load_cached
 
 __all__ = ["NBody", "nbody_baselines", "generate_nbody", "simulate_charged", "draw_initial_states"]
 
@@ -190,33 +186,9 @@ def generate_nbody(
     return out
 
 
-def _content_hash(tensors: dict[str, Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        t = tensors[k].contiguous()
-        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
 def _load_or_generate(root: str | Path, params: dict, split: str, force_reload: bool) -> dict[str, Tensor]:
     key = dict(tr=params["num_train"], va=params["num_val"], te=params["num_test"], s=params["seed"],
                f=f"{params['frame_in']}-{params['frame_out']}", v=_VERSION)  # fmt: skip
-    folder = Path(root) / "nbody" / cache_key(key)
-    manifest = folder / "manifest.json"
-    path = folder / f"{split}.pt"
-    if manifest.exists() and path.exists() and not force_reload:
-        try:
-            meta = json.loads(manifest.read_text())
-            data = torch.load(path, weights_only=True)
-            if meta.get("sha256", {}).get(split) == _content_hash(data):
-                return data
-        except (OSError, ValueError, RuntimeError):
-            pass
-        warnings.warn(f"nbody cache {folder} is incomplete or corrupt; regenerating it", stacklevel=3)
-    splits = generate_nbody(**params)
-    for s in _SPLITS:
-        atomic_save(splits[s], folder / f"{s}.pt")
     meta = {
         "dataset": "nbody",
         "version": _VERSION,
@@ -232,10 +204,10 @@ def _load_or_generate(root: str | Path, params: dict, split: str, force_reload: 
         "step_out": _frame_step(params["frame_out"]),
         "rng": f"numpy.random.RandomState({params['seed']}): train ({max(params['num_train'], 10000)} "
         "trajectories drawn, the first num_train simulated), then val, then test",
-        "sha256": {s: _content_hash(splits[s]) for s in _SPLITS},
     }
-    atomic_write_json(meta, manifest)  # written last: its presence marks a complete cache
-    return splits[split]
+    # all three splits come from one random stream, so they are generated (and cached) together
+    return load_cached(Path(root) / "nbody" / cache_key(key), split, lambda: generate_nbody(**params),
+                       params=meta, force_reload=force_reload, what="nbody")
 
 
 def _full_graph(n: int) -> Tensor:

@@ -33,7 +33,8 @@ from ..errors import UserError
 __all__ = ["main", "build_parser", "ArgumentError"]
 
 #: config keys ``equinets eval`` may override (the rest is the checkpoint's)
-EVAL_OVERRIDES = ("test_rotation", "eval_split", "eval_batch_size", "data_root", "device", "seed", "num_workers")
+EVAL_OVERRIDES = ("test_rotation", "up_axis", "eval_split", "eval_batch_size", "data_root", "device", "seed",
+                  "num_workers")
 
 
 class ArgumentError(UserError):
