@@ -10,16 +10,19 @@ For B clouds of N points (eval mode, forward only, no autograd), two sides doing
   frame, that same backbone call, rotation back and the weighted average.
 
 So ``frame_averaging / backbone - 1`` is the cost of frames and transforms only. ``pca_frames`` alone
-is timed beside them. The three run interleaved over the repeats after a warm-up, threads pinned,
-with a steady heap (``--allocator steady``, see :func:`equinets._bench.set_allocator`: glibc's default
-maps and zeroes every block over 32 MB afresh at each call, which cost more than the computation and
-differed between the two sides). Each row reports min, median and max, the median of the per-repeat
-(paired) overheads and the minor page faults per call, with the CPU model, torch version and thread
-count beside it. Writes ``kernels/results/fa_overhead.csv``.
+is timed beside them. The three run interleaved over the repeats after a warm-up, at each thread
+count in turn (default 1 and 2), with a steady heap (``--allocator steady``, see
+:func:`equinets._bench.set_allocator`). With glibc's default every block over 32 MB is mapped and
+zeroed afresh at each call: about 1.03 million page faults (4 GB) per call on either side at
+32 x 8 x 1024 points, 3.5-4.8 s per call instead of about 0.7 s, and kernel time that varied 2x
+between identical calls -- enough to put frame averaging "below" its own backbone call when the two
+sides were timed one after the other. Each row reports min, median and max, the overhead as a ratio
+of medians, of minima and per repeat (paired), and the minor page faults per call, with the CPU
+model, torch version and thread count beside it. Writes ``kernels/results/fa_overhead.csv``.
 
 Usage::
 
-    python kernels/bench_fa_overhead.py [--threads 2] [--repeats 7] [--allocator steady] [--quick]
+    python kernels/bench_fa_overhead.py [--threads 1 2] [--repeats 7] [--allocator steady] [--quick]
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-points", type=int, default=1024)
     p.add_argument("--group", default="E3")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--allocator", choices=ALLOCATORS, default="steady")
@@ -68,14 +71,14 @@ def main(argv=None) -> list[dict]:
     if args.quick:
         args.batch_size, args.num_points, args.repeats = 2, 64, 2
     allocator = set_allocator(args.allocator)
-    threads = pin_threads(args.threads)
     torch.manual_seed(0)
     B, N = args.batch_size, args.num_points
     pos = torch.randn(B, N, 3) * torch.tensor([3.0, 2.0, 1.0])  # distinct covariance eigenvalues
     flat = pos.reshape(B * N, 3)
     batch = torch.arange(B).repeat_interleave(N)
     rows = []
-    for name in args.models:
+    for threads, name in [(t, m) for t in args.threads for m in args.models]:
+        threads = pin_threads(threads)
         kw = {"emb_dims": 64} if args.quick else {}
         net = create_model(name, out_channels=40, **kw).eval()
         fa = FrameAveraging(net, args.group, degenerate="none").eval()
@@ -88,7 +91,8 @@ def main(argv=None) -> list[dict]:
             "pca_frames": partial(pca_frames, flat, batch, args.group, degenerate="none"),
         }, repeats=args.repeats, warmup=args.warmup)
         base = t["backbone"]
-        row = {"model": name, "group": args.group, "B": B, "N": N, "frames": F, "allocator": allocator}
+        row = {"model": name, "group": args.group, "B": B, "N": N, "frames": F, "threads": threads,
+               "allocator": allocator}
         for side in ("backbone", "frame_averaging", "pca_frames"):
             r = timing_row(t[side])
             row.update({f"{side}_{k}": v for k, v in r.items() if k != "repeats"})
@@ -109,7 +113,7 @@ def main(argv=None) -> list[dict]:
               f"pca_frames {row['pca_frames_median_ms']:.2f} ms; overhead {100 * row['overhead']:+.1f} % of medians, "
               f"{100 * row['overhead_of_minima']:+.1f} % of minima "
               f"(paired {100 * row['overhead_paired_min']:+.1f} .. {100 * row['overhead_paired_max']:+.1f} %)")
-    info = machine_info()
+    info = {k: v for k, v in machine_info().items() if k != "threads"}
     print(f"# {info}")
     write_results(rows, args.out / "fa_overhead.csv", info)
     return rows
