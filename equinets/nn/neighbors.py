@@ -43,7 +43,7 @@ from .._checks import check_batch, check_finite, check_int
 __all__ = ["knn", "knn_graph", "knn_dense", "radius", "radius_graph", "fps"]
 
 _GROUP = 8  # strided group size of the two-stage selection
-_CHUNK_ELEMS = 1 << 20  # score entries per chunk on a CPU (4 MiB in float32)
+_CHUNK_ELEMS = 1 << 21  # score entries per chunk on a CPU (8 MiB in float32; fewer, larger ops measured faster)
 _CHUNK_ELEMS_GPU = 1 << 26
 
 
@@ -122,22 +122,28 @@ def _select_smallest(s: Tensor, k: int, g: int) -> tuple[Tensor, Tensor]:
     R, n = s.shape
     k1 = min(k + 1, n)
     if g == 1:
-        val, col = s.topk(k1, dim=1, largest=False, sorted=True)
+        val, col = s.topk(k1, dim=1, largest=False, sorted=False)
     else:
         G = n // g
         sv = s.view(R, g, G)  # column j = m * G + c belongs to group c
         groups = sv.amin(1).topk(k1, dim=1, largest=False, sorted=False)[1]  # (R, k + 1)
         cand = sv.gather(2, groups.unsqueeze(1).expand(R, g, k1)).view(R, g * k1)
-        val, j = cand.topk(k1, dim=1, largest=False, sorted=True)
-        col = torch.div(j, k1, rounding_mode="floor").mul_(G).add_(groups.gather(1, j % k1))
-    if k1 > k:
-        tie = (val[:, k] == val[:, k - 1]) & torch.isfinite(val[:, k - 1])
-        val, col = val[:, :k], col[:, :k]
-        if bool(tie.any()):  # coincident points: take the lowest column ids among the tied
-            rows = tie.nonzero().squeeze(1)
-            srt = s.index_select(0, rows).sort(dim=1, stable=True)
-            val, col = val.clone(), col.clone()
-            val[rows], col[rows] = srt.values[:, :k], srt.indices[:, :k]
+        val, j = cand.topk(k1, dim=1, largest=False, sorted=False)
+        # candidate j = m * (k + 1) + slot is column m * G + groups[slot]
+        col = groups.gather(1, j % k1).add_(torch.div(j, k1, rounding_mode="floor"), alpha=G)
+    if k1 == k:
+        return val, col
+    # drop the (k + 1)-th smallest (the row maximum of val) by moving the last pick into its slot
+    vmax, at = val.max(1, keepdim=True)
+    tie = torch.count_nonzero(val == vmax, dim=1) > 1  # the k-th value equals the (k + 1)-th
+    val.scatter_(1, at, val[:, k:].clone())
+    col.scatter_(1, at, col[:, k:].clone())
+    val, col = val[:, :k], col[:, :k]
+    tie &= torch.isfinite(vmax.squeeze(1))
+    if bool(tie.any()):  # coincident points: take the lowest column ids among the tied
+        rows = tie.nonzero().squeeze(1)
+        srt = s.index_select(0, rows).sort(dim=1, stable=True)
+        val[rows], col[rows] = srt.values[:, :k], srt.indices[:, :k]
     return val, col
 
 

@@ -250,3 +250,23 @@ def test_neighbour_ops_reject_bad_arguments():
         knn_graph(torch.full((3, 3), float("nan")), 1)
     with pytest.raises(TypeError, match="integer tensor"):
         knn_graph(x, 2, torch.zeros(6))
+
+
+@pytest.mark.parametrize("chunk", [64, 2000, 1 << 12], ids=["rows", "clouds", "mixed"])
+def test_knn_chunking_is_invisible(chunk, monkeypatch, dtype):
+    """Small chunks (part of a cloud's rows, several clouds, a last partial chunk) give the one-chunk result."""
+    from equinets.nn import neighbors
+
+    x, b = ragged([48, 48, 48, 48, 48], dtype=dtype)
+    ref_g = knn_graph(x, 4, b)
+    ref_d = knn_dense(x.view(5, 48, 3), 3, loop=False)
+    ref_r = knn_graph(x[:100], 4, b[:100], loop=True)
+    monkeypatch.setattr(neighbors, "_CHUNK_ELEMS", chunk)
+    assert torch.equal(knn_graph(x, 4, b)[1], ref_g[1])
+    assert torch.equal(knn_graph(x, 4, b)[0].view(-1, 4).sort(1).values, ref_g[0].view(-1, 4).sort(1).values)
+    assert torch.equal(knn_dense(x.view(5, 48, 3), 3, loop=False).sort(-1).values, ref_d.sort(-1).values)
+    got_r = knn_graph(x[:100], 4, b[:100], loop=True)  # ragged: clouds of 48, 48, 4
+    assert torch.equal(got_r[1], ref_r[1])
+    assert torch.equal(got_r[0].view(-1, 4).sort(1).values, ref_r[0].view(-1, 4).sort(1).values)
+    dists = ref_knn_dists(x, x, 4, b.tolist(), b.tolist(), exclude_self=True)
+    assert_same_dists(got_dists(x, x, ref_g[1], ref_g[0], len(x)), dists, tol(dtype))
