@@ -463,7 +463,12 @@ class GraphFrameAveraging(nn.Module):
         if fr.color.shape[0] != N:
             raise ValueError(f"frames are of a batch of {fr.color.shape[0]} nodes, the input has {N}")
         K, M = fr.num_frames, fr.node.shape[0]
-        dtype = g.x.dtype if g.x is not None else torch.get_default_dtype()
+        if g.x is not None:
+            dtype = g.x.dtype
+        else:  # identifiers only: in the GNN's dtype
+            params = self.gnn.parameters() if isinstance(self.gnn, nn.Module) else ()
+            param = next((p for p in params if p.is_floating_point()), None)
+            dtype = torch.get_default_dtype() if param is None else param.dtype
         ids = rank_encoding(fr.rank, self.id_dim, self.id_encoding, dtype)
         fold = fold_graph(g.edge_index, g.batch, fr.graph, B)  # the edges of graph g(k), once per frame k
         out = self.gnn(ids if g.x is None else torch.cat([g.x[fold.node], ids], 1), fold.edge_index, fold.copy)

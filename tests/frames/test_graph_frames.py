@@ -207,6 +207,8 @@ def test_errors_and_repr():
     fa = GraphFrameAveraging(GIN(8, 2, hidden_channels=8), id_dim=8)
     assert "GraphFrameAveraging(max_frames=512" in repr(fa)
     assert fa(None, ei, num_nodes=6).shape == (1, 2)  # identifiers only
+    fa64 = GraphFrameAveraging(GIN(8, 2, hidden_channels=8).double(), id_dim=8)
+    assert fa64(None, ei, num_nodes=6).dtype == torch.float64  # identifiers in the GNN's dtype
 
 
 def test_num_samples_draws_that_many_frames_in_training_and_eval_is_exact():
