@@ -96,6 +96,22 @@ def _batches(x: Tensor, y: Tensor, batch_x, batch_y, batch_size, names=("batch_x
     return batch_x, batch_y, batch_size
 
 
+def _check_search(x, y, batch_x, batch_y, batch_size, num_workers):
+    """The checks shared by :func:`knn` and :func:`radius`: ``(x, y, batch_x, batch_y, num_clouds, num_workers)``."""
+    x, y = _check_features(x, "x"), _check_features(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same number of columns, got {x.shape[1]} and {y.shape[1]}")
+    return (x, y, *_batches(x, y, batch_x, batch_y, batch_size), check_int(num_workers, "num_workers", 1))
+
+
+def _check_graph(x, batch, batch_size, num_workers, flow):
+    """The checks shared by :func:`knn_graph` and :func:`radius_graph`: ``(x, batch, num_clouds, num_workers)``."""
+    x = _check_features(x, "x")
+    _check_flow(flow)
+    batch, _, size = _batches(x, x, batch, batch, batch_size, ("batch", "batch"))
+    return x, batch, size, check_int(num_workers, "num_workers", 1)
+
+
 def _ptr(batch: Tensor | None, n: int, size: int, device) -> Tensor:
     if batch is None:
         return torch.tensor([0, n], device=device)
@@ -376,12 +392,8 @@ def knn(
         >>> knn(x, torch.tensor([[0.9, 0.0]]), k=2).tolist()
         [[0, 0], [1, 0]]
     """
-    x, y = _check_features(x, "x"), _check_features(y, "y")
     k = check_int(k, "k", 1)
-    num_workers = check_int(num_workers, "num_workers", 1)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must have the same number of columns, got {x.shape[1]} and {y.shape[1]}")
-    batch_x, batch_y, size = _batches(x, y, batch_x, batch_y, batch_size)
+    x, y, batch_x, batch_y, size, num_workers = _check_search(x, y, batch_x, batch_y, batch_size, num_workers)
     if x.shape[0] == 0 or y.shape[0] == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     if _backend() is not None:
@@ -426,11 +438,8 @@ def knn_graph(
         >>> knn_graph(pos, k=1).tolist()
         [[1, 0, 1], [0, 1, 2]]
     """
-    x = _check_features(x, "x")
     k = check_int(k, "k", 1)
-    num_workers = check_int(num_workers, "num_workers", 1)
-    _check_flow(flow)
-    batch, _, size = _batches(x, x, batch, batch, batch_size, ("batch", "batch"))
+    x, batch, size, num_workers = _check_graph(x, batch, batch_size, num_workers, flow)
     if x.shape[0] == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     target = 1 if flow == "source_to_target" else 0
@@ -528,13 +537,9 @@ def radius(
         >>> radius(x, torch.tensor([[0.5]]), r=1.0).tolist()
         [[0, 0], [0, 1]]
     """
-    x, y = _check_features(x, "x"), _check_features(y, "y")
     r = _check_radius(r)
     max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors", 1)
-    num_workers = check_int(num_workers, "num_workers", 1)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y must have the same number of columns, got {x.shape[1]} and {y.shape[1]}")
-    batch_x, batch_y, size = _batches(x, y, batch_x, batch_y, batch_size)
+    x, y, batch_x, batch_y, size, num_workers = _check_search(x, y, batch_x, batch_y, batch_size, num_workers)
     if x.shape[0] == 0 or y.shape[0] == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     if _backend() is not None:
@@ -566,12 +571,9 @@ def radius_graph(
         >>> radius_graph(torch.tensor([[0.0], [1.0], [3.0]]), r=1.5).tolist()
         [[1, 0], [0, 1]]
     """
-    x = _check_features(x, "x")
     r = _check_radius(r)
     max_num_neighbors = check_int(max_num_neighbors, "max_num_neighbors", 1)
-    num_workers = check_int(num_workers, "num_workers", 1)
-    _check_flow(flow)
-    batch, _, size = _batches(x, x, batch, batch, batch_size, ("batch", "batch"))
+    x, batch, size, num_workers = _check_graph(x, batch, batch_size, num_workers, flow)
     if x.shape[0] == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     if _backend() is not None:

@@ -1,20 +1,24 @@
-"""Global pooling: one row per cloud from per-point features, vectorised with ``scatter_reduce``."""
+"""Global pooling: one row per cloud from per-point features (:func:`~equinets.nn.message_passing.aggregate`
+with the cloud id as the target)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from .._checks import check_batch, check_int
+from .message_passing import aggregate
+
 __all__ = ["global_max_pool", "global_mean_pool", "global_add_pool"]
 
 
 def _prep(x: Tensor, batch: Tensor | None, size: int | None) -> tuple[Tensor, int]:
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape (N, C), got {tuple(x.shape)}")
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        raise ValueError(f"x must have shape (N, C), got {tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    size = check_int(size, "size", 0, allow_none=True)
     if batch is None:
-        return torch.zeros(x.shape[0], dtype=torch.long, device=x.device), 1
-    if batch.dim() != 1 or batch.shape[0] != x.shape[0]:
-        raise ValueError(f"batch must have shape (N,) = ({x.shape[0]},) to match x, got {tuple(batch.shape)}")
+        return torch.zeros(x.shape[0], dtype=torch.long, device=x.device), 1 if size is None else size
+    batch = check_batch(batch, x.shape[0], of="x", values=False)  # any order is fine here
     if size is None:
         size = int(batch.max()) + 1 if batch.numel() else 0
     return batch, size
@@ -36,20 +40,10 @@ def global_max_pool(x: Tensor, batch: Tensor | None = None, size: int | None = N
     N, C = x.shape
     if size == 0 or N == 0:
         return x.new_zeros(size, C)
-    counts = torch.bincount(batch, minlength=size)
-    n_max = int(counts.max())
-    if N == size * n_max and bool((batch[1:] >= batch[:-1]).all()):
+    if N % size == 0 and bool((batch.view(size, N // size) == torch.arange(size, device=x.device).unsqueeze(1)).all()):
         # equal-size sorted clouds (the common case): a reshape, whose amax backward is cheap
-        return x.reshape(size, n_max, C).amax(1)
-    # ragged or unsorted: scatter into a -inf padded (B, n_max, C) block, then amax
-    order = torch.argsort(batch, stable=True)
-    ptr = torch.cumsum(counts, 0) - counts
-    slot = torch.empty_like(batch)
-    slot[order] = torch.arange(N, device=x.device) - ptr[batch[order]]
-    dense = x.new_full((size, n_max, C), float("-inf"))
-    dense = dense.index_put((batch, slot), x)
-    out = dense.amax(1)
-    return torch.where(counts.unsqueeze(1) > 0, out, torch.zeros_like(out))
+        return x.reshape(size, N // size, C).amax(1)
+    return aggregate(x, batch, size, "max")
 
 
 def global_add_pool(x: Tensor, batch: Tensor | None = None, size: int | None = None) -> Tensor:
@@ -63,7 +57,7 @@ def global_add_pool(x: Tensor, batch: Tensor | None = None, size: int | None = N
         [[4.0], [2.0]]
     """
     batch, size = _prep(x, batch, size)
-    return x.new_zeros(size, x.shape[1]).index_add(0, batch, x)
+    return aggregate(x, batch, size, "sum")
 
 
 def global_mean_pool(x: Tensor, batch: Tensor | None = None, size: int | None = None) -> Tensor:
@@ -79,6 +73,4 @@ def global_mean_pool(x: Tensor, batch: Tensor | None = None, size: int | None = 
         [[2.0], [2.0]]
     """
     batch, size = _prep(x, batch, size)
-    total = x.new_zeros(size, x.shape[1]).index_add(0, batch, x)
-    count = torch.bincount(batch, minlength=size).clamp_min(1).to(x.dtype)
-    return total / count.unsqueeze(1)
+    return aggregate(x, batch, size, "mean")
