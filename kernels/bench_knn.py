@@ -126,7 +126,8 @@ def plot(rows: list[dict], path: Path, cpu: str) -> None:
         ax.set_title(f"{th} thread{'s' if th > 1 else ''}")
         ax.legend()
     r0 = rows[0]
-    fig.suptitle(f"kNN (k={r0['k']}, B={r0['B']}, float32) vs one torch.cdist -- {cpu}", fontsize=9)
+    fig.suptitle(f"kNN (k={r0['k']}, B={r0['B']}, float32) vs one torch.cdist -- {cpu}, "
+                 f"{r0['allocator']} allocator", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
