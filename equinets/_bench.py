@@ -179,8 +179,9 @@ def set_allocator(mode: str = "steady") -> str:
 
     ``"default"`` leaves glibc as it is: blocks over its mmap threshold (at most 32 MB) are mapped
     fresh at every allocation and unmapped at every free, so each large tensor costs the kernel a
-    page fault and a zeroed page per 4 KiB -- on the development machine that was more than half the
-    time of a 32 x 8 x 1024-point PointNet forward, and it varied 2x between identical calls.
+    page fault and a zeroed page per 4 KiB -- on the development machine a 32 x 8 x 1024-point
+    PointNet forward took 1.45-1.58 s that way against 0.72-0.76 s on a steady heap (3.5-4.8 s when
+    the machine was loaded), and the kernel's share varied up to 2x between identical calls.
     ``"steady"`` serves every block from the heap and never gives memory back
     (``mallopt(M_MMAP_MAX, 0)``; ``mallopt(M_TRIM_THRESHOLD, -1)``, which glibc reads as
     ``SIZE_MAX``): after warm-up no timed run page-faults, and the timings measure the computation.
