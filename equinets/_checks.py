@@ -264,10 +264,10 @@ def check_dtype(t: Tensor, module, name: str) -> None:
     """Raise ``TypeError`` if floating tensor ``t`` and ``module``'s parameters differ in dtype, naming the fix.
 
     >>> check_dtype(torch.zeros(2, 3), torch.nn.Linear(3, 1), "pos")
-    >>> check_dtype(torch.zeros(2, 3, dtype=torch.float64), torch.nn.Linear(3, 1), "pos")
+    >>> check_dtype(torch.zeros(2, 3, dtype=torch.float64), torch.nn.Linear(3, 1), "pos")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: pos has dtype torch.float64 but the model's parameters are torch.float32; convert one of them (pos.to(torch.float32) or model.to(torch.float64))
+    TypeError: pos has dtype torch.float64 but the model's parameters are torch.float32; convert one of them ...
     """
     param = next((p for p in module.parameters() if p.is_floating_point()), None)
     if param is None or t is None or not t.is_floating_point() or t.dtype == param.dtype:
@@ -285,10 +285,10 @@ def check_batchnorm_batch(module, num_rows: int, what: str = "clouds") -> None:
     cloud (cloud-level BatchNorm) in ``train()`` mode.
 
     >>> check_batchnorm_batch(torch.nn.BatchNorm1d(4), 2)
-    >>> check_batchnorm_batch(torch.nn.BatchNorm1d(4), 1)
+    >>> check_batchnorm_batch(torch.nn.BatchNorm1d(4), 1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the batch holds 1 clouds, but the model's BatchNorm layers are in training mode and need at least 2 clouds to normalise over: use a batch of >= 2 clouds, or call model.eval() for inference
+    ValueError: the batch holds 1 clouds, but the model's BatchNorm layers are in training mode and need at least 2 ...
     """
     if num_rows >= 2 or not module.training:
         return

@@ -1,4 +1,4 @@
-"""Neighbour operations on point clouds: k-nearest neighbours, radius search, farthest-point sampling.
+r"""Neighbour operations on point clouds: k-nearest neighbours, radius search, farthest-point sampling.
 
 The functions follow PyTorch Geometric's signatures and semantics (``torch_geometric.nn.pool``):
 flat ``(N, D)`` features with sorted ``batch`` vectors, and ``edge_index`` outputs of shape ``(2, E)``

@@ -64,10 +64,10 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
     >>> create_model("pointnet", out_channels=10)
     PointNet(in_channels=0, out_channels=10, task='cls', hidden_channels=(64, 64, 64, 128), emb_dims=1024)
-    >>> create_model("pointnet", channels=(8,))
+    >>> create_model("pointnet", channels=(8,))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: model 'pointnet' takes no argument 'channels'; it takes: in_channels, out_channels, task, num_categories, hidden_channels, emb_dims, head_channels, seg_channels, input_transform, dropout
+    TypeError: model 'pointnet' takes no argument 'channels'; it takes: in_channels, out_channels, task, ...
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string (one of {', '.join(list_models())}), got {type(name).__name__}")

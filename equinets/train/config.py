@@ -408,8 +408,7 @@ def _check_kwargs(group: str, kwargs: dict, owner: str, fn) -> None:
 
 
 def _model_factory(name: str):
-    from ..nn import list_models
-    from ..nn import registry
+    from ..nn import list_models, registry
 
     if name.lower() not in list_models():
         raise ConfigError(f"config key 'model': unknown model {name!r}{_hint(name.lower(), list_models())}")

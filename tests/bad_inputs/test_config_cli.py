@@ -6,8 +6,8 @@ import yaml
 
 import equinets.data
 from equinets.errors import UserError
-from equinets.train.config import ConfigError, resolve_config
 from equinets.train.cli import main
+from equinets.train.config import ConfigError, resolve_config
 
 
 @pytest.fixture(autouse=True)

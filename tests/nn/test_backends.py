@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 
@@ -29,8 +27,13 @@ def brute_knn(x, y, k, bx, by, farthest=False, self_last=False):
     d = torch.cdist(y.double(), x.double())
     for i in range(y.shape[0]):
         cand = [j for j in range(x.shape[0]) if bx[j] == by[i]]
-        key = (lambda j: (-d[i, j].item(), j)) if farthest else (
-            (lambda j: (d[i, j].item(), -j)) if self_last else (lambda j: (d[i, j].item(), j)))
+        row = d[i]
+
+        def key(j, row=row):
+            if farthest:
+                return (-row[j].item(), j)
+            return (row[j].item(), -j) if self_last else (row[j].item(), j)
+
         for j in sorted(cand, key=key)[:k]:
             rows.append(i)
             cols.append(j)

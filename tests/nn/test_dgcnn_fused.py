@@ -7,8 +7,7 @@ import copy
 import pytest
 import torch
 
-from equinets.nn import DGCNN, EdgeConv
-from equinets.nn import knn_dense, knn_graph
+from equinets.nn import DGCNN, EdgeConv, knn_dense, knn_graph
 
 F64 = torch.float64
 

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from equinets.errors import UserError
-from equinets.train.checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model_state,
-                                       save_checkpoint)
+from equinets.train.checkpoint import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 
 
 def _state():

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from equinets.train import CheckpointError, RunExistsError, TrainingDiverged, load_checkpoint, resolve_config, train
 from equinets.errors import UserError
+from equinets.train import CheckpointError, RunExistsError, TrainingDiverged, load_checkpoint, resolve_config, train
 from equinets.train.cli import main
 
 TINY = ["num_points=48", "dataset_kwargs.num_train=60", "dataset_kwargs.num_test=30", "batch_size=16",
