@@ -288,13 +288,14 @@ def check_batchnorm_batch(module, num_rows: int, what: str = "clouds") -> None:
     >>> check_batchnorm_batch(torch.nn.BatchNorm1d(4), 1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the batch holds 1 clouds, but the model's BatchNorm layers are in training mode and need at least 2 ...
+    ValueError: the batch holds 1 cloud, but the model's BatchNorm layers are in training mode and need at least 2 ...
     """
     if num_rows >= 2 or not module.training:
         return
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules()):
+        one = what[:-1] if num_rows == 1 and what.endswith("s") else what
         raise ValueError(
-            f"the batch holds {num_rows} {what}, but the model's BatchNorm layers are in training mode and need at "
+            f"the batch holds {num_rows} {one}, but the model's BatchNorm layers are in training mode and need at "
             f"least 2 {what} to normalise over: use a batch of >= 2 {what}, or call model.eval() for inference"
         )
 

@@ -33,7 +33,6 @@ from .transforms import (
     RandomScale,
     RandomShift,
     RandomSubsample,
-    SamplePoints,
     Transform,
     random_rotation_matrices,
 )
@@ -68,7 +67,6 @@ __all__ = [
     "RandomScale",
     "RandomShift",
     "RandomSubsample",
-    "SamplePoints",
     "NormalizeUnitSphere",
     "random_rotation_matrices",
 ]

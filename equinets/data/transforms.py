@@ -38,7 +38,6 @@ __all__ = [
     "RandomScale",
     "RandomShift",
     "RandomSubsample",
-    "SamplePoints",
     "NormalizeUnitSphere",
     "random_rotation_matrices",
     "parse_vector_keys",
@@ -321,7 +320,10 @@ class RandomRotate(Transform):
         declared_up = getattr(dataset, "up_axis", None)
         keys = getattr(dataset, "vector_keys", None)
         name = getattr(dataset, "__name__", type(dataset).__name__)
-        if keys is None or isinstance(keys, property):
+        if isinstance(keys, property):
+            raise TypeError(f"dataset {name}'s vector_keys depend on its files (normals present or not): pass a "
+                            f"dataset instance, not the class, e.g. RandomRotate.for_dataset({protocol!r}, ds)")
+        if keys is None:
             raise ValueError(f"dataset {name} declares no vector_keys (the item keys that are geometric vectors); "
                              "add the class attribute, e.g. vector_keys = ('pos',)")
         if up_axis is None:
@@ -554,10 +556,6 @@ class RandomSubsample(Transform):
                         slices[key] = new_ptr.to(slices[key].device)
                 out._slice_dict = slices
         return out
-
-
-#: Alias of :class:`RandomSubsample` (sampling points from a cloud, not from a mesh).
-SamplePoints = RandomSubsample
 
 
 class NormalizeUnitSphere(Transform):

@@ -23,6 +23,7 @@ equinets.train.checkpoint.CheckpointError: checkpoint '...' is not an equinets c
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -91,11 +92,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"{where} is not an equinets checkpoint: it is not a torch file (it starts with "
                               f"{head[:5]!r})")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about legacy pickles before failing: the error says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower():
             raise CheckpointError(f"{where} is not an equinets checkpoint: it holds Python objects other than "
-                                  f"tensors and plain containers ({_first_line(e)[:120]})") from None
+                                  f"tensors and plain containers, which weights-only loading refuses") from None
         raise CheckpointError(f"{where} is truncated or corrupt and cannot be loaded ({_first_line(e)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{where} is truncated or corrupt and cannot be loaded ({_first_line(e)})") from None

@@ -113,7 +113,7 @@ CHOICES: dict[str, tuple] = {
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
 }
 
-#: the kind of every key: "choice" (see :data:`CHOICES`), "str", "pos_int", "nonneg_int", "nonneg_float",
+#: the kind of every key: "choice" (see :data:`CHOICES`), "str", "pos_int", "nonneg_int", "nonneg_float", "pos_float",
 #: "bool", "mapping", "irreps" (None or e3nn irreps)
 KEY_KINDS: dict[str, str] = {
     **{k: "choice" for k in CHOICES},
@@ -121,7 +121,8 @@ KEY_KINDS: dict[str, str] = {
     **{k: "pos_int" for k in ("num_points", "epochs", "batch_size", "eval_batch_size", "eval_every", "step_size")},
     **{k: "nonneg_int" for k in ("seed", "num_workers", "log_every", "fa_num_samples")},
     **{k: "nonneg_float" for k in ("lr", "weight_decay", "momentum", "min_lr", "gamma", "label_smoothing",
-                                   "grad_clip", "jitter", "shift", "scale_low", "scale_high", "time_budget")},
+                                   "grad_clip", "jitter", "shift", "time_budget")},
+    **{k: "pos_float" for k in ("scale_low", "scale_high")},
     **{k: "bool" for k in ("use_features", "deterministic", "fa_position_output", "test_at_best")},
     **{k: "mapping" for k in ("model_kwargs", "dataset_kwargs")},
     **{k: "irreps" for k in ("fa_irreps_in", "fa_irreps_out")},
@@ -272,6 +273,8 @@ def _as_float(value):
         return float(value)
     if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
         return float(value.strip().replace("_", ""))
+    if isinstance(value, str) and value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(value.strip())  # so that a written nan/inf meets the finiteness check, not a type error
     return None
 
 
@@ -306,14 +309,15 @@ def _check_value(key: str, value):
             what = "a positive integer" if low else "a non-negative integer"
             raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
         return value
-    if kind == "nonneg_float":
+    if kind in ("nonneg_float", "pos_float"):
+        what = "a non-negative number" if kind == "nonneg_float" else "a positive number"
         v = _as_float(value)
         if v is None:
-            raise ConfigError(f"config key {key!r} must be a non-negative number, got {value!r}")
+            raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
         if not math.isfinite(v):
-            raise ConfigError(f"config key {key!r} must be a finite non-negative number, got {value!r}")
-        if v < 0:
-            raise ConfigError(f"config key {key!r} must be a non-negative number, got {value!r}")
+            raise ConfigError(f"config key {key!r} must be a finite {what[2:]}, got {value!r}")
+        if v < 0 or (v == 0 and kind == "pos_float"):
+            raise ConfigError(f"config key {key!r} must be {what}, got {value!r}")
         return v
     if kind == "bool":
         if not isinstance(value, bool):
@@ -469,11 +473,32 @@ def validate_config(cfg: dict) -> dict:
     if isinstance(ds_task, str) and out["task"] in ("cls", "seg") and ds_task != out["task"]:
         raise ConfigError(f"config key 'task' is {out['task']!r} but dataset {out['dataset']!r} is a {ds_task!r} "
                           f"dataset")
+    _check_augmentation(out, ds_cls)
     _check_kwargs("dataset_kwargs", out["dataset_kwargs"], f"dataset {out['dataset']!r}", ds_cls)
     fn = _model_factory(out["model"])
     if fn is not None:
         _check_kwargs("model_kwargs", out["model_kwargs"], f"model {out['model']!r}", fn)
     return out
+
+
+def _check_augmentation(out: dict, ds_cls) -> None:
+    """Refuse training augmentations that would move a regression task's inputs without its target.
+
+    ``scale_low``/``scale_high`` change every length, so a regression target (extents, positions) would no longer
+    match its scaled inputs; ``shift`` translates ``pos`` only, so it is refused when the target is one of the
+    dataset's declared vector keys (n-body's target positions ``y``). ``jitter`` is input noise and stays allowed.
+    """
+    if out["task"] != "reg":
+        return
+    if out["scale_low"] != 1.0 or out["scale_high"] != 1.0:
+        key = "scale_low" if out["scale_low"] != 1.0 else "scale_high"
+        raise ConfigError(f"config key {key!r}: random scaling changes every length, so under task 'reg' the inputs "
+                          f"would no longer match the target data.{out['target']}; set scale_low = scale_high = 1")
+    declared = getattr(ds_cls, "vector_keys", ())
+    names = {k if isinstance(k, str) else k[0] for k in declared} if isinstance(declared, (tuple, list)) else set()
+    if out["shift"] > 0 and out["target"] in names:
+        raise ConfigError(f"config key 'shift': a random translation moves pos but not the target data.{out['target']} "
+                          f"(a position-type vector of dataset {out['dataset']!r}); set shift: 0")
 
 
 def resolve_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> dict:

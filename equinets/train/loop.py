@@ -38,7 +38,7 @@ from .._checks import check_labels
 from ..errors import SetupError, UserError
 from .checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model_state, save_checkpoint
 from .config import ConfigError, validate_config
-from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .distributed import DistInfo, cleanup_distributed, group_device, init_distributed
 from .metrics import ClassificationMeter, RegressionMeter, SegmentationMeter
 from .plots import plot_curves
 from .rundir import RunDir, RunExistsError, RunLockedError
@@ -319,26 +319,27 @@ def _check_extension(cfg: dict, state: dict, epochs: int | None) -> None:
     planned = int(state["config"].get("epochs", done))
     if epochs is None:
         return
-    if epochs < done:
-        raise ResumeError(f"--epochs {epochs} is below the {done} epochs this run has already trained; a run is never "
-                          f"shrunk: pass --epochs {done} or more (it was planned for {planned})")
+    if epochs < max(done, planned):
+        raise ResumeError(f"--epochs {epochs} is below the {planned} epochs this run was planned for ({done} trained); "
+                          f"a run is never shrunk: pass --epochs {max(done, planned)} or more, or omit --epochs to "
+                          f"finish the planned run")
     history = state.get("history") or []
     if epochs == planned or done == 0 or not history or cfg["scheduler"] != "cosine":
         return
     last_lr = float(history[-1]["lr"])
     new_lr = cfg["lr"] * lr_factor(dict(cfg, epochs=epochs))(done)
-    if new_lr > last_lr * (1 + 1e-9) + 1e-15:
-        trial = dict(cfg)
-        ok = done
-        for n in range(done, 100 * max(planned, 1) + 1):
-            trial["epochs"] = n
-            if cfg["lr"] * lr_factor(trial)(done) <= last_lr * (1 + 1e-9) + 1e-15:
-                ok = n
+    tol = last_lr * 1e-9 + 1e-15
+    if new_lr > last_lr + tol:
+        # the stretched cosine's lr in epoch `done` grows with the total n: cos(pi done / n) <= c holds for n <= n_max
+        lr, m = cfg["lr"], cfg["min_lr"]
+        c = min(1.0, max(-1.0, 2 * (last_lr + tol - m) / (lr - m) - 1)) if lr > m else 1.0
+        n_max = math.floor(math.pi * done / math.acos(c)) if c < 1.0 else done
+        hint = (f"pass --epochs {n_max} or fewer" if n_max > planned else
+                "it cannot be extended without raising its learning rate: start a new run (or fine-tune from best.pt)")
         raise ResumeError(
             f"--epochs {epochs}: this run's cosine schedule (over {planned} epochs) was at lr {last_lr:.3g} in epoch "
             f"{done}; a cosine schedule over {epochs} epochs would give lr {new_lr:.3g} in epoch {done + 1}, raising "
-            f"the learning rate, so the schedule would not be monotone. Pass --epochs {ok} or fewer, or start a new "
-            f"run with --epochs {epochs}")
+            f"the learning rate, so the schedule would not be monotone; {hint}")
 
 
 def _is_better(value: float, best: float | None, higher: bool) -> bool:
@@ -517,6 +518,10 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 for buf in model.buffers():
                     torch.distributed.broadcast(buf, 0)
             over = cfg["time_budget"] > 0 and time.perf_counter() - t_start > cfg["time_budget"]
+            if dist_info.enabled and cfg["time_budget"] > 0:  # rank 0's clock decides for all: no rank leaves alone
+                flag = torch.tensor([1.0 if over else 0.0], device=group_device())
+                torch.distributed.broadcast(flag, 0)
+                over = bool(flag.item() > 0)
             do_eval = (epoch + 1) % cfg["eval_every"] == 0 or epoch + 1 == cfg["epochs"] or over
             row = {"epoch": epoch + 1, "lr": lr}
             row.update({f"train_{k}": v for k, v in train_metrics.items()})

@@ -127,7 +127,7 @@ def test_eval_overrides_outside_the_allowed_set_are_refused(override, run, capsy
 
 def test_resume_with_fewer_epochs_than_done_never_shrinks_the_run(run, capsys, no_dataset):
     before = (run / "last.pt").read_bytes()
-    assert "--epochs 1 is below the 2 epochs this run has already trained" in \
+    assert "--epochs 1 is below the 2 epochs this run was planned for (2 trained)" in \
         _cli(capsys, ["train", "--out", str(run), "--resume", "--epochs", "1"])
     with pytest.raises(ResumeError, match="a run is never shrunk"):
         train(None, run, resume=True, epochs=1)
@@ -137,7 +137,17 @@ def test_resume_with_fewer_epochs_than_done_never_shrinks_the_run(run, capsys, n
 def test_resume_that_would_raise_a_cosine_learning_rate_is_refused_with_the_limit(run, capsys, no_dataset):
     # cosine over 2 epochs was at lr(1) = midway; over N it is at lr(2) <= lr(1) only for N <= 4
     err = _cli(capsys, ["train", "--out", str(run), "--resume", "--epochs", "9"])
-    assert "raising the learning rate, so the schedule would not be monotone. Pass --epochs 4 or fewer" in err
+    assert "raising the learning rate, so the schedule would not be monotone; pass --epochs 4 or fewer" in err
+
+
+def test_resume_below_the_planned_total_of_an_unfinished_run_is_refused(run, capsys, no_dataset):
+    st = load_checkpoint(run / "last.pt")
+    st["config"]["epochs"] = 5  # planned for 5, interrupted after 2
+    save_checkpoint(st, run / "last.pt")
+    before = (run / "last.pt").read_bytes()
+    err = _cli(capsys, ["train", "--out", str(run), "--resume", "--epochs", "3"])
+    assert "--epochs 3 is below the 5 epochs this run was planned for (2 trained)" in err and "never shrunk" in err
+    assert (run / "last.pt").read_bytes() == before
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(run, capsys, no_dataset):
@@ -203,3 +213,16 @@ def test_an_internal_error_keeps_its_traceback(tmp_path, monkeypatch):
               f"data_root={tmp_path / 'd'}"])
     assert not isinstance(info.value, UserError)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_pickled_module_is_not_a_checkpoint_and_torch_warnings_do_not_leak(tmp_path):
+    import warnings
+
+    p = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="is not an equinets checkpoint: it holds Python objects other than "
+                                                  "tensors and plain containers, which weights-only loading refuses$"):
+            load_checkpoint(p)
+    assert not caught, [str(w.message) for w in caught]

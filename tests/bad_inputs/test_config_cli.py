@@ -1,6 +1,8 @@
 """Bad configs and command lines: each is a ConfigError / one-line CLI error (exit 2) naming the key or argument,
 raised before any dataset is read or generated (the dataset constructor is replaced by one that fails)."""
 
+import re
+
 import pytest
 import yaml
 
@@ -40,9 +42,9 @@ BAD_OVERRIDES = [
     ("lr=abc", "'lr' must be a non-negative number, got 'abc'"),
     ("lr=-1e-3", "'lr' must be a non-negative number, got -0.001"),
     ("lr=.nan", "'lr' must be a finite non-negative number, got nan"),
-    ("lr=nan", "'lr' must be a non-negative number, got 'nan'"),
+    ("lr=nan", "'lr' must be a finite non-negative number, got 'nan'"),
     ("weight_decay=.inf", "'weight_decay' must be a finite non-negative number, got inf"),
-    ("weight_decay=inf", "'weight_decay' must be a non-negative number, got 'inf'"),
+    ("weight_decay=inf", "'weight_decay' must be a finite non-negative number, got 'inf'"),
     ("model_kwargs.dropout=.nan", "'model_kwargs.dropout' must be finite"),
     ("use_features=maybe", "'use_features' must be true or false, got 'maybe'"),
     ("use_features=1", "'use_features' must be true or false, got 1"),
@@ -65,6 +67,7 @@ BAD_OVERRIDES = [
     ("min_lr=0.5", "'min_lr' (0.5) must not exceed 'lr' (0.001) under the cosine scheduler"),
     ("task=seg", "config key 'task' is 'seg' but dataset 'shapes' is a 'cls' dataset"),
     ("label_smoothing=1", "'label_smoothing' must be in [0, 1)"),
+    ("scale_low=0", "'scale_low' must be a positive number, got 0"),
     ("noequals", "override 'noequals' must have the form key=value"),
     ("=3", "has no key before '='"),
     ("foo.bar=1", "dotted override 'foo.bar': only model_kwargs.* and dataset_kwargs.* take sub-keys"),
@@ -85,10 +88,24 @@ def test_bad_override_is_a_config_error_naming_the_key(override, expected, tmp_p
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("config, override, expected", [
+    ("shapes-extent-reg", "scale_low=0.8", "'scale_low': random scaling changes every length, so under task 'reg'"),
+    ("shapes-extent-reg", "scale_high=1.2", "'scale_high': random scaling changes every length"),
+    ("nbody-fa-gnn", "shift=0.1", "'shift': a random translation moves pos but not the target data.y"),
+])
+def test_augmentations_that_would_desynchronise_a_regression_target_are_refused(config, override, expected, capsys,
+                                                                              tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        resolve_config(config, [override])
+    assert expected in _cli(capsys, ["train", "--config", config, "--out", str(tmp_path / "r"), override])
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_values_in_a_yaml_file_are_named(tmp_path):
     p = tmp_path / "bad.yaml"
     for text, expected in [("batchsize: 4\n", "unknown config key 'batchsize' (did you mean 'batch_size'?)"),
-                           ("lr: .nan\n", "'lr' must be a finite"), ("lr: nan\n", "'lr' must be a non-negative number"),
+                           ("lr: .nan\n", "'lr' must be a finite"),
+                           ("lr: nan\n", "'lr' must be a finite non-negative number"),
                            ("epochs: [1, 2\n", "is not valid YAML"), ("- a\n", "must be a mapping"),
                            ("dataset_kwargs: {num_tset: 3}\n", "'dataset_kwargs.num_tset'"),
                            ("base: 3\n", "config key 'base' in"), ("1: 2\n", "keys must be strings, got 1")]:

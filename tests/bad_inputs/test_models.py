@@ -82,7 +82,7 @@ def test_backbone_forward_refuses(model, case):
 @pytest.mark.parametrize("model", ["PointNet", "DGCNN"])
 def test_one_cloud_batch_in_training_mode_names_cause_and_fix(model):
     net = TINY[model]().train()  # cloud-level BatchNorm in the classification head
-    with pytest.raises(ValueError, match=r"the batch holds 1 clouds, but the model's BatchNorm layers are in training "
+    with pytest.raises(ValueError, match=r"the batch holds 1 cloud, but the model's BatchNorm layers are in training "
                                          r"mode .* use a batch of >= 2 clouds, or call model.eval\(\)"):
         net(POS)
     net(POS, batch=B2)  # two clouds: fine

@@ -139,7 +139,7 @@ def test_dataset_without_a_declaration(tmp_path):
         RandomRotate.for_dataset("z", Sideways)
     with pytest.raises(ValueError, match="up_axis must be 'x', 'y' or 'z', got 'q'"):
         RandomRotate.for_dataset("z", NBody, up_axis="q")
-    with pytest.raises(ValueError, match="dataset ShapesDataset declares no vector_keys"):
+    with pytest.raises(TypeError, match="dataset ShapesDataset's vector_keys depend on its files .*pass a dataset instance"):
         RandomRotate.for_dataset("z", ShapesDataset)  # the class: its keys depend on the files (normals or not)
 
 

@@ -58,7 +58,7 @@ def test_resume_extends_a_finished_run_with_a_monotone_cosine_schedule(tmp_path,
     # a cosine over 3 epochs was at lr(2); a cosine over N gives lr(3) <= lr(2) only for N <= 3*3/2
     assert main(["train", "--out", str(out), "--resume", "--epochs", "6"]) == 2
     err = capsys.readouterr().err
-    assert "not be monotone" in err and "--epochs 4 or fewer" in err
+    assert "not be monotone" in err and "pass --epochs 4 or fewer" in err
     assert main(["train", "--out", str(out), "--resume", "--epochs", "4"]) == 0
     rows = _rows(out / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]

@@ -67,7 +67,7 @@ def test_invalid_yaml_file(tmp_path):
 
 
 # one wrong-typed value per key kind: every key of DEFAULTS is type-checked
-_WRONG = {"choice": "nope", "str": 7, "pos_int": 0, "nonneg_int": 1.5, "nonneg_float": "fast", "bool": "yes",
+_WRONG = {"choice": "nope", "str": 7, "pos_int": 0, "nonneg_int": 1.5, "nonneg_float": "fast", "pos_float": 0, "bool": "yes",
           "mapping": [1], "irreps": "1x"}
 
 
