@@ -1,0 +1,20 @@
+"""Route thresholds of :func:`equinets.gaunt.gaunt_product` (``route="auto"``), keyed by device type.
+
+Measured by ``kernels/bench_gaunt_routes.py`` (one thread, float32, batch 256, one channel, products
+``(L, L) -> 2 L`` for L = 1..16); the run is named in ``SOURCE`` and its table is
+``kernels/results/gaunt_routes.csv``. ``D = L1 + L2 + L_out`` is the degree the grid integrates.
+
+* ``grid_dense_max_D``: the grid route uses dense GEMMs with precomputed harmonics matrices for
+  ``D <= grid_dense_max_D``, and the separable transforms (per-``|m|`` Legendre matmuls plus a real
+  FFT over the azimuth) above;
+* ``fourier_D``: the ranges ``(lo, hi)`` of ``D`` where the 2D-Fourier route was measured faster than
+  the grid route (empty: the grid won everywhere measured).
+
+Devices without an entry use ``"cpu"``'s.
+"""
+
+SOURCE = "not measured yet"
+
+THRESHOLDS = {
+    "cpu": {"grid_dense_max_D": 8, "fourier_D": []},
+}

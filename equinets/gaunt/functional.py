@@ -1,0 +1,468 @@
+"""The Gaunt tensor product as a function: ``gaunt_product`` and its all-parities combination.
+
+Luo, Chen, Krishnapriyan, "Enabling Efficient Equivariant Operations in the Fourier Basis via Gaunt
+Tensor Products", ICLR 2024 (Eq. 2-3 and Sec. 3). All tables come from :mod:`equinets.gaunt.tables`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._checks import check_choice, check_finite, check_int
+from . import _thresholds
+from .tables import MAX_DEGREE, fourier_size, fourier_tables, grid_size, grid_tables, on_device, theta_fourier
+
+__all__ = ["gaunt_product", "gaunt_product_all_parities", "sh_irreps", "NORMALIZATIONS", "ROUTES"]
+
+NORMALIZATIONS = ("component", "integral", "norm")
+ROUTES = ("auto", "grid", "fourier", "triton")
+
+
+def sh_irreps(lmax: int, p_val: int = 1) -> str:
+    """The irreps string of a spherical signal of degrees ``0..lmax`` with parity value ``p_val``.
+
+    Degree ``l`` has parity ``p_val * (-1)**l``: ``p_val = 1`` is the parity of the spherical harmonics
+    (``0e + 1o + 2e + ...``), ``p_val = -1`` the pseudo-scalar one (``0o + 1e + 2o + ...``).
+
+    >>> sh_irreps(2), sh_irreps(2, -1)
+    ('1x0e+1x1o+1x2e', '1x0o+1x1e+1x2o')
+    """
+    lmax = check_int(lmax, "lmax", 0)
+    if p_val not in (1, -1):
+        raise ValueError(f"p_val must be 1 or -1, got {p_val!r}")
+    return "+".join(f"1x{l}{'e' if p_val * (-1) ** l == 1 else 'o'}" for l in range(lmax + 1))
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def _degree(x, name: str) -> int:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of spherical-harmonic coefficients, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be a float32 or float64 tensor of real coefficients, got dtype {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have shape (..., (L+1)**2), got a 0-d tensor")
+    n = x.shape[-1]
+    L = math.isqrt(n) - 1
+    if n == 0 or (L + 1) ** 2 != n:
+        raise ValueError(f"{name} must have (L+1)**2 coefficients (1, 4, 9, 16, ...) on its last axis, got {n} "
+                         f"(shape {tuple(x.shape)})")
+    if L > MAX_DEGREE:
+        raise ValueError(f"{name} has degree L = {L}, beyond the supported maximum {MAX_DEGREE}")
+    return L
+
+
+def _check(x1, x2, lmax_out, normalization, route):
+    L1, L2 = _degree(x1, "x1"), _degree(x2, "x2")
+    if x1.device != x2.device:
+        raise ValueError(f"x1 and x2 must be on the same device, got x1 on {x1.device} and x2 on {x2.device}")
+    if x1.dtype != x2.dtype:
+        raise TypeError(f"x1 and x2 must have the same dtype, got x1 {x1.dtype} and x2 {x2.dtype}")
+    try:
+        batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+    except RuntimeError:
+        raise ValueError(f"the leading axes of x1 {tuple(x1.shape[:-1])} and x2 {tuple(x2.shape[:-1])} must "
+                         f"broadcast (the last axis holds the coefficients)") from None
+    lmax_out = check_int(lmax_out, "lmax_out", 0, allow_none=True)
+    if lmax_out is None:
+        lmax_out = L1 + L2
+    elif lmax_out > L1 + L2:
+        raise ValueError(f"lmax_out must be <= L1 + L2 = {L1 + L2} (the product has no higher degree), got {lmax_out}")
+    check_choice(normalization, "normalization", NORMALIZATIONS)
+    check_choice(route, "route", ROUTES)
+    if not torch.compiler.is_compiling():
+        check_finite(x1, "x1")
+        check_finite(x2, "x2")
+    return L1, L2, lmax_out, batch
+
+
+# ------------------------------------------------------------------------------------- normalisation
+
+
+def _scales(normalization: str, L1: int, L2: int, Lo: int):
+    """Per-degree factors taking the inputs to the integral basis and the integral product to the output basis."""
+    if normalization == "integral":
+        return np.ones(L1 + 1), np.ones(L2 + 1), np.ones(Lo + 1)
+    if normalization == "component":  # Y_comp = sqrt(4 pi) Y_int: inputs x sqrt(4 pi) each, output / sqrt(4 pi)
+        r = math.sqrt(4 * math.pi)
+        return np.ones(L1 + 1), np.ones(L2 + 1), np.full(Lo + 1, r)
+    # norm: Y_norm^l = sqrt(4 pi / (2l+1)) Y_int^l
+    f = [np.sqrt(4 * math.pi / (2 * np.arange(L + 1) + 1)) for L in (L1, L2, Lo)]
+    return f[0], f[1], 1.0 / f[2]
+
+
+def _in_index(L: int) -> np.ndarray:
+    """Flat e3nn indices in the order ``(sign [+m, -m], |m|, l)``; 0 where there is no coefficient (tables are 0 there)."""
+    idx = np.zeros((2, L + 1, L + 1), dtype=np.int64)
+    for m in range(L + 1):
+        for l in range(m, L + 1):
+            idx[0, m, l] = l * l + l + m
+            if m > 0:
+                idx[1, m, l] = l * l + l - m
+    return idx.reshape(-1)
+
+
+def _out_index(L: int) -> np.ndarray:
+    """For each flat e3nn index of degree ``<= L``, its row in the ``(sign, |m|, l)`` order of :func:`_in_index`."""
+    rows = []
+    for l in range(L + 1):
+        for m in range(-l, l + 1):
+            rows.append(((m < 0) * (L + 1) + abs(m)) * (L + 1) + l)
+    return np.array(rows, dtype=np.int64)
+
+
+def _index_tensors(L1: int, L2: int, Lo: int, device) -> tuple[Tensor, ...]:
+    return _cached(("index", L1, L2, Lo), lambda: (_in_index(L1), _in_index(L2), _out_index(Lo)), device, torch.int64)
+
+
+# ---------------------------------------------------------------------------------------------- grid
+
+
+def _grid_dense_tensors(L1, L2, Lo, normalization, device, dtype):
+    def build():
+        t = grid_tables(L1, L2, Lo)
+        s1, s2, so = _scales(normalization, L1, L2, Lo)
+        d1 = np.repeat(s1, 2 * np.arange(L1 + 1) + 1)
+        d2 = np.repeat(s2, 2 * np.arange(L2 + 1) + 1)
+        do = np.repeat(so, 2 * np.arange(Lo + 1) + 1)
+        return t.Y1 * d1[:, None], t.Y2 * d2[:, None], t.Wout * do[None, :]
+
+    return _cached(("grid_dense", L1, L2, Lo, normalization), build, device, dtype)
+
+
+def _grid_sep_tensors(L1, L2, Lo, normalization, device, dtype, azimuth):
+    """Tables of the separable grid route, each with a leading ``(sign, |m|)`` axis of size ``2 (L + 1)``.
+
+    ``P1, P2``: ``(2 M, n_beta, l)`` Legendre values (zero for ``l < m`` and for the empty ``-0`` slot);
+    ``W``: ``(2 M_out, l, n_beta)`` Legendre values times the Gauss-Legendre weights. With
+    ``azimuth="dft"`` also ``T1, T2``: ``(2, K + 1, M)`` the factors ``sqrt2 cos(m a_k)`` and
+    ``sqrt2 sin(m a_k)`` at the half circle of azimuths ``k = 0..K`` (``n_alpha = 2 K + 1``), and
+    ``To``: ``(2, M_out, K + 1)`` the same times the azimuthal quadrature weights (doubled for ``k > 0``,
+    which stand for ``k`` and ``-k``).
+    """
+
+    def build():
+        t = grid_tables(L1, L2, Lo)
+        s1, s2, so = _scales(normalization, L1, L2, Lo)
+        n_alpha = len(t.alpha)
+        fft = azimuth == "fft"
+
+        def signs(P):  # (M, a, b) -> (2 M, a, b): the same block for +m and -m, zero for -0
+            P2 = np.stack([P, P])
+            P2[1, 0] = 0.0
+            return np.ascontiguousarray(P2.reshape(-1, *P.shape[1:]))
+
+        def to_grid(L, s):
+            P = t.P[: L + 1, : L + 1] * s[None, :, None]
+            if fft:  # the irfft doubles the m > 0 terms
+                P = P * np.where(np.arange(L + 1) > 0, 1 / math.sqrt(2), 1.0)[:, None, None]
+            return signs(np.transpose(P, (0, 2, 1)))  # (2M, n_beta, l)
+
+        c = np.where(np.arange(Lo + 1) > 0, 2 * math.sqrt(2) * math.pi, 2 * math.pi) if fft else np.ones(Lo + 1)
+        W = signs(t.P[: Lo + 1, : Lo + 1] * t.w[None, None, :] * c[:, None, None] * so[None, :, None])  # (2M, l, nb)
+        if fft:
+            return to_grid(L1, s1), to_grid(L2, s2), W
+        K = n_alpha // 2
+
+        def half_dft(L):  # (2, K+1, L+1): h_m at the azimuths a_0..a_K
+            am = t.alpha[: K + 1, None] * np.arange(L + 1)[None, :]
+            T = np.stack([math.sqrt(2) * np.cos(am), math.sqrt(2) * np.sin(am)])
+            T[0, :, 0], T[1, :, 0] = 1.0, 0.0
+            return T
+
+        q = np.full(K + 1, 2 * (2 * math.pi / n_alpha))
+        q[0] = 2 * math.pi / n_alpha
+        To = np.ascontiguousarray(np.transpose(half_dft(Lo) * q[None, :, None], (0, 2, 1)))  # (2, Mo, K+1)
+        return to_grid(L1, s1), to_grid(L2, s2), W, half_dft(L1), half_dft(L2), To
+
+    return _cached(("grid_sep", azimuth, L1, L2, Lo, normalization), build, device, dtype)
+
+
+def _cached(key, build, device, dtype):
+    from .tables import _DEVICE_CACHE
+
+    k = (key, str(device), dtype)
+    hit = _DEVICE_CACHE.get(k)
+    if hit is None:
+        hit = on_device(key, build(), device, dtype)
+    return hit
+
+
+def _gather_in(x: Tensor, idx: Tensor) -> Tensor:
+    """``(B, (L+1)**2)`` -> ``(2 M, l, B)`` [``(sign, |m|)``, degree, batch] by :func:`_in_index`."""
+    Lp = math.isqrt(x.shape[1])
+    return torch.index_select(x.T, 0, idx).view(idx.shape[0] // Lp, Lp, x.shape[0])
+
+
+def _scatter_out(t: Tensor, oidx: Tensor) -> Tensor:
+    """``(2 M, l, B)`` [``(sign, |m|)``, degree, batch] -> ``(B, (L+1)**2)`` in e3nn's layout."""
+    return torch.index_select(t.reshape(-1, t.shape[-1]), 0, oidx).T
+
+
+def _grid_dense(x1, x2, L1, L2, Lo, normalization):
+    Y1, Y2, W = _grid_dense_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype)
+    if L1 == L2:
+        f = torch.cat([x1, x2]) @ Y1
+        B = x1.shape[0]
+        g = f[:B] * f[B:]
+    else:
+        g = (x1 @ Y1) * (x2 @ Y2)
+    return g @ W
+
+
+def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
+    r"""The separable grid route: a Legendre matmul per ``(sign, |m|)``, then the azimuthal transform.
+
+    ``azimuth="dft"`` (the default, faster on CPU): the azimuthal sums as GEMMs over half the circle.
+    With :math:`E_k = \sum_m A_m \sqrt2\cos(m a_k)` and :math:`O_k = \sum_m A_{-m} \sqrt2\sin(m a_k)`
+    the values are :math:`f(\pm a_k) = E_k \pm O_k`, so the product's symmetric and antisymmetric parts
+    :math:`g(a_k) \pm g(-a_k) = 2 (E_1 E_2 + O_1 O_2),\ 2 (E_1 O_2 + O_1 E_2)` are all the cosine and sine
+    quadratures need: half the azimuths, no complex arithmetic. ``azimuth="fft"``: ``torch.fft`` over
+    the full circle (slower on CPU at these sizes: torch's small batched real FFTs).
+    """
+    i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
+    _, n_alpha = grid_size(L1 + L2 + Lo)
+    B, M = x1.shape[0], Lo + 1
+    tabs = _grid_sep_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype, azimuth)
+    P1, P2, W = tabs[:3]
+
+    if azimuth == "fft":
+        def to_grid(x, idx, P, T=None):  # -> values (B', n_beta, n_alpha) at the azimuths -alpha
+            A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B')
+            C = torch.view_as_complex(A.view(2, -1, *A.shape[1:]).permute(3, 2, 1, 0).contiguous())  # (B', nb, M)
+            return torch.fft.irfft(C, n=n_alpha, dim=-1, norm="forward")
+
+        if L1 == L2:
+            f = to_grid(torch.cat([x1, x2]), i1, P1)
+            g = f[:B] * f[B:]
+        else:
+            g = to_grid(x1, i1, P1) * to_grid(x2, i2, P2)
+        H = torch.fft.rfft(g, dim=-1, norm="forward")[..., :M]  # (B, n_beta, M): conj of the true spectrum
+        Hh = torch.view_as_real(H).permute(3, 2, 1, 0).reshape(2 * M, -1, B)  # (Re, -Im) of the true spectrum
+    else:
+        def to_half(x, idx, P, T):  # -> (2 [E, O], K + 1, n_beta * B')
+            A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B'): a Legendre matmul per (sign, |m|)
+            return torch.bmm(T, A.view(2, T.shape[-1], -1))
+
+        T1, T2, To = tabs[3:]
+        if L1 == L2:
+            f = to_half(torch.cat([x1, x2]), i1, P1, T1).view(2, T1.shape[1], -1, 2 * B)
+            E1, O1, E2, O2 = f[0, ..., :B], f[1, ..., :B], f[0, ..., B:], f[1, ..., B:]
+        else:
+            K1 = T1.shape[1]
+            f1 = to_half(x1, i1, P1, T1).view(2, K1, -1, B)
+            f2 = to_half(x2, i2, P2, T2).view(2, K1, -1, B)
+            E1, O1, E2, O2 = f1[0], f1[1], f2[0], f2[1]
+        g = torch.stack([E1 * E2 + O1 * O2, E1 * O2 + O1 * E2])  # (2, K+1, n_beta, B): (g(a) +- g(-a)) / 2
+        Hh = torch.bmm(To, g.view(2, g.shape[1], -1)).view(2 * M, -1, B)  # (2M, n_beta, B): azimuthal quadrature
+    out = torch.bmm(W, Hh)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
+    return _scatter_out(out, oidx)
+
+
+# ------------------------------------------------------------------------------------------- fourier
+
+
+def _fourier_tensors(L1, L2, Lo, normalization, device, dtype):
+    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+
+    def build():
+        t = fourier_tables(L1, L2, Lo)
+        s1, s2, so = _scales(normalization, L1, L2, Lo)
+        n_theta, _ = fourier_size(L1, L2, Lo)
+
+        def to_f(L, s):  # (M, n_theta [u wrapped], l): F'(u, m) = sum_l G[m, l, u] (x_m + i x_-m) / sqrt2
+            G = theta_fourier(L) * s[None, :, None]
+            G = G * np.where(np.arange(L + 1) > 0, 1 / math.sqrt(2), 1.0)[:, None, None]
+            T = np.zeros((L + 1, L + 1, n_theta), dtype=np.complex128)
+            u = np.arange(-L, L + 1)
+            T[:, :, u % n_theta] = G
+            return np.ascontiguousarray(np.transpose(T, (0, 2, 1)))
+
+        Z = (t.Zr + 1j * t.Zi) * so[None, None, :]  # (M, u, l)
+        return to_f(L1, s1), to_f(L2, s2), np.ascontiguousarray(np.transpose(Z, (0, 2, 1)))  # Z: (M, l, u)
+
+    return _cached(("fourier", L1, L2, Lo, normalization), build, device, cdtype)
+
+
+def _to_torus(x: Tensor, idx: Tensor, T: Tensor, n_theta: int, n_phi: int) -> Tensor:
+    """Coefficients ``(B, (L+1)**2)`` -> values ``(n_phi, n_theta, B)`` on the torus (azimuth reversed)."""
+    X = _gather_in(x, idx)  # (2M, l, B)
+    X = X.view(2, -1, *X.shape[1:])
+    Xc = torch.complex(X[0], X[1])  # (M, l, B): x_m + i x_-m
+    F = torch.bmm(T, Xc)  # (M, n_theta, B): sh2f, the 2D Fourier coefficients (v = m >= 0 half)
+    return torch.fft.irfftn(F, s=(n_theta, n_phi), dim=(1, 0), norm="forward")
+
+
+def _fourier(x1, x2, L1, L2, Lo, normalization):
+    T1, T2, Z = _fourier_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype)
+    i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
+    n_theta, n_phi = fourier_size(L1, L2, Lo)
+    B = x1.shape[0]
+    if L1 == L2:
+        f = _to_torus(torch.cat([x1, x2]), i1, T1, n_theta, n_phi)
+        g = f[..., :B] * f[..., B:]
+    else:
+        g = _to_torus(x1, i1, T1, n_theta, n_phi) * _to_torus(x2, i2, T2, n_theta, n_phi)
+    # the 2D convolution of the two spectra, read back on the half spectrum v = 0..Lo
+    H = torch.fft.rfftn(g, dim=(1, 0), norm="forward")[: Lo + 1]  # (M, n_theta, B)
+    out = torch.view_as_real(torch.bmm(Z, H))  # f2sh: (M, l, B, 2) = (Re, Im) -> (+m, -m)
+    return _scatter_out(out.permute(3, 0, 1, 2), oidx)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _auto(device: torch.device, D: int) -> str:
+    th = _thresholds.THRESHOLDS.get(device.type, _thresholds.THRESHOLDS["cpu"])
+    for lo, hi in th["fourier_D"]:
+        if lo <= D <= hi:
+            return "fourier"
+    return "grid"
+
+
+def _triton_unavailable():
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise ImportError("route='triton' needs triton: install equinets with the 'gpu' extra "
+                          "(pip install 'equinets[gpu]')") from None
+    raise NotImplementedError("route='triton' (the fused Triton kernels) is not implemented yet; "
+                              "use route='grid', 'fourier' or 'auto'")
+
+
+def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normalization: str = "component",
+                  route: str = "auto") -> Tensor:
+    r"""The Gaunt tensor product: the coefficients of the pointwise product of two spherical functions.
+
+    Luo, Chen, Krishnapriyan, ICLR 2024, Eq. (2)-(3): with :math:`f_x = \sum_{lm} x_{lm} Y_{lm}`,
+
+    .. math::
+
+        (x_1 \circledast x_2)_{l_3 m_3} = \sum_{l_1 m_1 l_2 m_2} G^{l_3 m_3}_{l_1 m_1, l_2 m_2}\,
+        x_{1, l_1 m_1} x_{2, l_2 m_2} = \langle f_{x_1} f_{x_2}, Y_{l_3 m_3} \rangle, \qquad
+        G = c(l_1, l_2, l_3)\, C^{l_3 m_3}_{l_1 m_1, l_2 m_2},
+
+    every Clebsch-Gordan path ``(l1, l2) -> l3`` at once with one fixed weight per path
+    (:func:`equinets.gaunt.tables.gaunt_c` times e3nn's ``o3.wigner_3j``, in the integral basis).
+    Only paths with ``l1 + l2 + l3`` **even** exist: antisymmetric couplings such as the cross product
+    ``1o x 1o -> 1e`` are absent for any choice of input parities, and the product is symmetric,
+    ``gaunt_product(x1, x2) == gaunt_product(x2, x1)``.
+
+    **Parity.** The numbers do not depend on the parity convention; the labels do. A signal with parity
+    value ``p`` has irreps :func:`sh_irreps` ``(L, p)`` (``l`` of parity ``p (-1)^l``); the product of signals
+    with ``p1`` and ``p2`` has ``p1 * p2``. So SH-parity inputs (``0e + 1o + 2e + ...``) give SH-parity
+    outputs; two ``p = -1`` inputs (``0o + 1e + 2o + ...``) give SH parity too; mixed give ``p = -1``.
+    :func:`gaunt_product_all_parities` combines the products of signals holding both.
+
+    Routes (all exact to rounding, tables in float64 from :mod:`equinets.gaunt.tables`):
+
+    * ``"grid"``: values on the minimal exact Gauss-Legendre x uniform grid (``D = L1 + L2 + lmax_out``;
+      ``D // 2 + 1`` rings, ``D + 1`` azimuths made odd), pointwise product, quadrature back. Above the
+      measured size ``D`` it is separable, O(L^3): a Legendre matmul per ``(sign, |m|)`` and the
+      azimuthal transform over half the circle as GEMMs (on CPU these beat ``torch.fft``'s small
+      batched real FFTs, which the code keeps as a variant); below it, dense GEMMs with precomputed
+      harmonics matrices;
+    * ``"fourier"``: the paper's route: the sparse change of basis to the 2D Fourier basis (sh2f),
+      the 2D convolution of the two spectra by ``torch.fft`` (zero-padded inverse real FFTs to the torus,
+      product, real FFT), and the closed-form back-projection (f2sh);
+    * ``"triton"``: fused kernels (not available yet: raises);
+    * ``"auto"``: the faster torch route by the thresholds in :mod:`equinets.gaunt._thresholds`.
+
+    Args:
+        x1: ``(..., (L1 + 1)**2)`` coefficients in e3nn's layout and basis (``o3.spherical_harmonics``
+            with the same ``normalization``), float32 or float64.
+        x2: ``(..., (L2 + 1)**2)``, same device and dtype; the leading axes broadcast against ``x1``'s.
+        lmax_out: the output's largest degree, ``0 <= lmax_out <= L1 + L2`` (default ``L1 + L2``,
+            the whole product).
+        normalization: ``"component"`` (default, e3nn's: :math:`\|Y^l\|^2 = 2l + 1`), ``"integral"``
+            (:math:`\int Y^2 = 1`) or ``"norm"`` (:math:`\|Y^l\| = 1`); inputs and output use the same one.
+            The component product is :math:`\sqrt{4\pi}` times the integral product of the same numbers.
+        route: ``"auto"``, ``"grid"``, ``"fourier"`` or ``"triton"``.
+
+    Returns:
+        ``(*broadcast(x1.shape[:-1], x2.shape[:-1]), (lmax_out + 1)**2)``, dtype and device of the inputs.
+
+    Autograd (double backward included) runs through every torch route. Under ``torch.compile``
+    (``fullgraph=True`` works, no graph break) the tables are read from the cache: call the product
+    once eagerly at the same sizes, device and dtype before compiling (the compiled graph cannot build
+    them; NumPy's eigen-solver is not traceable).
+
+    Example:
+        >>> from e3nn import o3
+        >>> a, b = torch.randn(3), torch.randn(3)  # two vectors
+        >>> ya = o3.spherical_harmonics(1, a, normalize=False, normalization="component")  # sqrt(3) a
+        >>> yb = o3.spherical_harmonics(1, b, normalize=False, normalization="component")
+        >>> x1 = torch.cat([torch.zeros(1), ya]); x2 = torch.cat([torch.zeros(1), yb])
+        >>> out = gaunt_product(x1, x2)  # f1 f2 = 9 (a.s)(b.s), whose mean over the sphere is 3 a.b
+        >>> out.shape, bool(torch.allclose(out[0], 3 * a.dot(b), atol=1e-5))
+        (torch.Size([9]), True)
+        >>> float(out[1:4].abs().max()) < 1e-6  # 0e + 1o + 2e: no 1o (l1 + l2 + l3 = 3 is odd)
+        True
+    """
+    L1, L2, Lo, batch = _check(x1, x2, lmax_out, normalization, route)
+    if route == "triton":
+        _triton_unavailable()
+    D = L1 + L2 + Lo
+    if route == "auto":
+        route = _auto(x1.device, D)
+    if math.prod(batch) == 0:  # empty batch: nothing to compute (keeps the graph to x1, x2 for autograd)
+        return (x1.sum() * x2.sum()).expand(*batch, (Lo + 1) ** 2) * 0
+    x1 = x1.expand(*batch, x1.shape[-1]).reshape(-1, x1.shape[-1])
+    x2 = x2.expand(*batch, x2.shape[-1]).reshape(-1, x2.shape[-1])
+    if route == "fourier":
+        out = _fourier(x1, x2, L1, L2, Lo, normalization)
+    else:
+        th = _thresholds.THRESHOLDS.get(x1.device.type, _thresholds.THRESHOLDS["cpu"])
+        fn = _grid_dense if D <= th["grid_dense_max_D"] else _grid_sep
+        out = fn(x1, x2, L1, L2, Lo, normalization)
+    return out.reshape(*batch, (Lo + 1) ** 2)
+
+
+def gaunt_product_all_parities(x1: tuple[Tensor, Tensor], x2: tuple[Tensor, Tensor], lmax_out: int | None = None,
+                               *, normalization: str = "component", route: str = "auto") -> tuple[Tensor, Tensor]:
+    r"""Gaunt products of signals holding both parity values: every even-sum coupling of ``0e, 0o, 1o, 1e, ...``.
+
+    A signal with both parities is a pair ``(x_plus, x_minus)``: ``x_plus`` the SH-parity part
+    (:func:`sh_irreps` ``(L, 1)``: ``0e + 1o + 2e + ...``) and ``x_minus`` the pseudo part (``0o + 1e + 2o + ...``),
+    each ``(..., (L+1)**2)``. The product's ``p = +1`` part collects the ``(+, +)`` and ``(-, -)``
+    couplings and its ``p = -1`` part the ``(+, -)`` and ``(-, +)`` ones. With the combinations
+    :math:`x_\pm = x_+ \pm x_-` two products give all four,
+
+    .. math::
+
+        A = (x_{1+} + x_{1-}) \circledast (x_{2+} + x_{2-}), \quad
+        B = (x_{1+} - x_{1-}) \circledast (x_{2+} - x_{2-}), \quad
+        \text{out}_+ = (A + B)/2, \quad \text{out}_- = (A - B)/2.
+
+    (The Price of Freedom's "AllParities" concatenates three products, ``(+, +)``, ``(+, -)`` and
+    ``(-, +)``; that is ``out_+`` without the ``(-, -)`` term.) Odd-sum couplings stay absent.
+
+    Args:
+        x1, x2: ``(x_plus, x_minus)`` pairs; within a pair the two tensors have the same shape.
+        lmax_out, normalization, route: as in :func:`gaunt_product`.
+
+    Returns:
+        ``(out_plus, out_minus)``: irreps ``sh_irreps(lmax_out, 1)`` and ``sh_irreps(lmax_out, -1)``.
+
+    Example:
+        >>> p, q = torch.randn(4), torch.randn(4)
+        >>> zero = torch.zeros(4)
+        >>> out_p, out_m = gaunt_product_all_parities((p, zero), (zero, q))  # (+) x (-) lands in p = -1
+        >>> bool(out_p.abs().max() < 1e-6), bool(torch.allclose(out_m, gaunt_product(p, q), atol=1e-6))
+        (True, True)
+    """
+    for name, pair in (("x1", x1), ("x2", x2)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a pair (x_plus, x_minus) of tensors, got {type(pair).__name__}")
+        if isinstance(pair[0], Tensor) and isinstance(pair[1], Tensor) and pair[0].shape != pair[1].shape:
+            raise ValueError(f"{name}'s x_plus and x_minus must have the same shape, got {tuple(pair[0].shape)} "
+                             f"and {tuple(pair[1].shape)}")
+    kw = dict(normalization=normalization, route=route)
+    A = gaunt_product(x1[0] + x1[1], x2[0] + x2[1], lmax_out, **kw)
+    B = gaunt_product(x1[0] - x1[1], x2[0] - x2[1], lmax_out, **kw)
+    return (A + B) / 2, (A - B) / 2
