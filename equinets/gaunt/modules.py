@@ -36,20 +36,18 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_dtype, check_edge_index, check_finite, check_int, check_real
-from ..nn.message_passing import AGGRS, aggregate
-from .reference import NORMALIZATIONS, reference_gaunt_product
+from .functional import NORMALIZATIONS, ROUTES, gaunt_product
+from .tables import MAX_DEGREE
 
 __all__ = ["GauntTensorProduct", "GauntConv", "GauntManyBody"]
 
 #: the largest degree e3nn's ``o3.spherical_harmonics`` evaluates (edge harmonics of :class:`GauntConv`)
 E3NN_SH_LMAX = 12
-#: the largest degree of any signal or product the modules build
-MAX_DEGREE = 64
 
 
 def _product(x1: Tensor, x2: Tensor, lmax_out: int, normalization: str, route: str) -> Tensor:
-    """The Gaunt product used by every module (one place to switch the implementation)."""
-    return reference_gaunt_product(x1, x2, lmax_out, normalization)
+    """The Gaunt product used by every module: :func:`equinets.gaunt.gaunt_product` (one place)."""
+    return gaunt_product(x1, x2, lmax_out, normalization=normalization, route=route)
 
 
 # ----------------------------------------------------------------------------------------------- layouts
@@ -182,14 +180,16 @@ def _plan_out(irreps_out: o3.Irreps, allowed: set, name: str, why: str, mul: int
                              f"irrep of the product appears once (irreps_out.simplify(), or channel_mixing=True)")
 
 
-def _check_input(module: nn.Module, x, name: str, irreps: o3.Irreps) -> None:
-    """Type, last-axis size, device and dtype of one input, against the irreps and the module's parameters."""
+def _check_input(module: nn.Module, x, name: str, spec: tuple[int, str]) -> None:
+    """Type, last-axis size, device and dtype of one input, against ``spec = (irreps.dim, str(irreps))`` and the
+    module's parameters (plain int and str: ``torch.compile`` does not trace into e3nn's Irreps)."""
+    dim, irreps = spec
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() == 0 or x.shape[-1] != irreps.dim:
-        raise ValueError(f"{name} must have irreps {irreps} (dim {irreps.dim}) on its last axis, "
+    if x.dim() == 0 or x.shape[-1] != dim:
+        raise ValueError(f"{name} must have irreps {irreps} (dim {dim}) on its last axis, "
                          f"got shape {tuple(x.shape)}")
     param = next(module.parameters(), None)
     if param is not None and x.device != param.device:
@@ -214,15 +214,22 @@ def _reset_linear(lin) -> None:
             lin.bias.zero_()
 
 
+def _aggregate(src: Tensor, index: Tensor, num_nodes: int, aggr: str) -> Tensor:
+    """:func:`equinets.nn.message_passing.aggregate`, imported on use: ``equinets.nn`` may import this module."""
+    from ..nn.message_passing import aggregate
+
+    return aggregate(src, index, num_nodes, aggr)
+
+
 def _route(route) -> str:
-    return check_choice(route, "route", ("auto", "grid", "fourier", "triton"))
+    return check_choice(route, "route", ROUTES)
 
 
 # ---------------------------------------------------------------------------------------- tensor product
 
 
 class GauntTensorProduct(nn.Module):
-    r"""Channel-wise Gaunt tensor product of two e3nn features (feature interaction, Luo et al. 2024, Eq. 5).
+    r"""Channel-wise Gaunt tensor product of two e3nn features (feature interaction, Luo et al. 2024).
 
     For each channel :math:`c` the two inputs are spherical functions :math:`f_{1,c}, f_{2,c}` (module
     docstring); the output holds the coefficients of their product with per-degree weights,
@@ -315,6 +322,8 @@ class GauntTensorProduct(nn.Module):
         self.weight_out = nn.Parameter(torch.ones(u, len(mid_out)))
         self._degrees = (s1.degrees, s2.degrees)
         self._mid_out = mid_out
+        self._spec1 = (self.irreps_in1.dim, str(self.irreps_in1))
+        self._spec2 = (self.irreps_in2.dim, str(self.irreps_in2))
 
     def reset_parameters(self) -> None:
         """Per-degree weights back to 1 (the plain product); the mixing Linears re-drawn as e3nn draws them."""
@@ -325,8 +334,8 @@ class GauntTensorProduct(nn.Module):
             _reset_linear(lin)
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
-        _check_input(self, x1, "x1", self.irreps_in1)
-        _check_input(self, x2, "x2", self.irreps_in2)
+        _check_input(self, x1, "x1", self._spec1)
+        _check_input(self, x2, "x2", self._spec2)
         if _checking(self):
             check_finite(x1, "x1")
             check_finite(x2, "x2")
@@ -350,7 +359,7 @@ class GauntTensorProduct(nn.Module):
 
 
 class GauntConv(nn.Module):
-    r"""Equivariant convolution with Gaunt products (TFN/NequIP-style, Luo et al. 2024, section 4, Eq. 6).
+    r"""Equivariant convolution with Gaunt products (TFN/NequIP-style; Luo et al. 2024, "equivariant convolution").
 
     For every edge :math:`j \to i` (PyG order: ``edge_index[0]`` is the source :math:`j`,
     ``edge_index[1]`` the target :math:`i`) with :math:`\vec r_{ij} = \mathrm{pos}_j - \mathrm{pos}_i`
@@ -412,6 +421,8 @@ class GauntConv(nn.Module):
         self.max_radius = check_real(max_radius, "max_radius", 0.0)
         if self.max_radius == 0:
             raise ValueError("max_radius must be > 0, got 0")
+        from ..nn.message_passing import AGGRS  # on use: equinets.nn may import this module
+
         self.aggr = check_choice(aggr, "aggr", AGGRS)
         self.normalization = check_choice(normalization, "normalization", NORMALIZATIONS)
         self.route = _route(route)
@@ -459,6 +470,7 @@ class GauntConv(nn.Module):
                                     nn.Linear(self.radial_hidden, u * sum(self._n)))
         self.register_buffer("_centers", torch.linspace(0.0, self.max_radius, self.num_basis), persistent=False)
         self._mid_out = mid_out
+        self._spec = (self.irreps_node.dim, str(self.irreps_node))
 
     def reset_parameters(self) -> None:
         """Re-draw the radial MLP (PyTorch's default) and the mixing Linears (e3nn's default)."""
@@ -479,9 +491,9 @@ class GauntConv(nn.Module):
         return w[..., :n1], w[..., n1:n1 + n2], w[..., n1 + n2:] * envelope[:, None, None]
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor) -> Tensor:
-        _check_input(self, x, "x", self.irreps_node)
+        _check_input(self, x, "x", self._spec)
         if x.dim() != 2:
-            raise ValueError(f"x must have shape (N, {self.irreps_node.dim}), got {tuple(x.shape)}")
+            raise ValueError(f"x must have shape (N, {self._spec[0]}), got {tuple(x.shape)}")
         if not isinstance(pos, Tensor) or not pos.is_floating_point():
             raise TypeError(f"pos must be a floating-point torch.Tensor of shape (N, 3), got "
                             f"{pos.dtype if isinstance(pos, Tensor) else type(pos).__name__}")
@@ -515,7 +527,7 @@ class GauntConv(nn.Module):
         y = Y[:, None, :] * b[..., self._slot_sh]
         z = _product(xj, y, self.lmax_out, self.normalization, self.route)
         msg = z.flatten(-2)[..., self._gather_out] * d.flatten(-2)[..., self._wslot_out]
-        out = aggregate(msg, dst, x.shape[0], self.aggr)
+        out = _aggregate(msg, dst, x.shape[0], self.aggr)
         return out if self.lin_out is None else self.lin_out(out)
 
     def __repr__(self) -> str:
@@ -530,7 +542,7 @@ class GauntConv(nn.Module):
 
 
 class GauntManyBody(nn.Module):
-    r"""MACE-style many-body product of one feature with itself by Gaunt products (Luo et al. 2024, Eq. 7).
+    r"""MACE-style many-body product of one feature with itself by Gaunt products (Luo et al. 2024, "many-body interaction").
 
     With :math:`f_c` the spherical function of channel :math:`c` of ``x`` (module docstring), the output is
     a weighted sum of its truncated powers,
@@ -615,6 +627,7 @@ class GauntManyBody(nn.Module):
         #: weights w[nu' - 1, channel, output entry]
         self.weight = nn.Parameter(torch.ones(nu, u, len(mid_out)))
         self._mid_out = mid_out
+        self._spec = (self.irreps_in.dim, str(self.irreps_in))
 
     def reset_parameters(self) -> None:
         """Weights back to 1 (the plain sum of powers); the mixing Linears re-drawn as e3nn draws them."""
@@ -624,7 +637,7 @@ class GauntManyBody(nn.Module):
         _reset_linear(self.lin_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input(self, x, "x", self.irreps_in)
+        _check_input(self, x, "x", self._spec)
         if _checking(self):
             check_finite(x, "x")
         if self.lin_in is not None:

@@ -68,9 +68,10 @@ TP_CASES = [
 ]
 
 
+@pytest.mark.parametrize("route", ["auto", "grid", "fourier"])
 @pytest.mark.parametrize("i1,i2,io", TP_CASES)
-def test_tp_unit_weights_equals_reference_per_channel(i1, i2, io):
-    tp = GauntTensorProduct(i1, i2, io).double()
+def test_tp_unit_weights_equals_reference_per_channel(i1, i2, io, route):
+    tp = GauntTensorProduct(i1, i2, io, route=route).double()
     x1 = torch.randn(5, tp.irreps_in1.dim, dtype=F64)
     x2 = torch.randn(5, tp.irreps_in2.dim, dtype=F64)
     Lo = o3.Irreps(io).lmax
@@ -343,3 +344,24 @@ def test_many_body_gradcheck_gradgradcheck_reset_and_repr():
     mb.reset_parameters()
     assert bool((mb.weight == 1).all())
     assert "1x0e+1x1o -> 1x0e+1x1o+1x2e | correlation=3" in repr(mb)
+
+
+# ------------------------------------------------------------------------------------------------ compile
+
+
+def test_tp_compiles_without_graph_breaks():
+    tp = GauntTensorProduct("2x0e + 2x1o", "2x0e + 2x1o", "2x0e + 2x1o + 2x2e")
+    x1, x2 = torch.randn(5, 8), torch.randn(5, 8)
+    eager = tp(x1, x2)  # builds the tables (the compiled graph reads them from the cache)
+    compiled = torch.compile(tp, fullgraph=True)
+    assert (compiled(x1, x2) - eager).abs().max() < 1e-6
+
+
+@pytest.mark.slow
+def test_conv_and_many_body_compile_without_graph_breaks():
+    conv = GauntConv("2x0e + 2x1o", "0e + 1o + 2e", "2x0e + 2x1o", max_radius=3.0, channel_mixing=True)
+    mb = GauntManyBody("2x0e + 2x1o", "2x0e + 2x1o", correlation=3)
+    x, pos, edge_index = torch.randn(5, 8), torch.randn(5, 3), torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    eager_conv, eager_mb = conv(x, pos, edge_index), mb(x)
+    assert (torch.compile(conv, fullgraph=True)(x, pos, edge_index) - eager_conv).abs().max() < 1e-5
+    assert (torch.compile(mb, fullgraph=True)(x) - eager_mb).abs().max() < 1e-5
