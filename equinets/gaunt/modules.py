@@ -118,8 +118,9 @@ def _mid_irreps(irreps: o3.Irreps, channels: int) -> o3.Irreps:
     return o3.Irreps([(channels, ir) for ir in seen])
 
 
-def _to_sh_index(sig: _Signal) -> tuple[Tensor, Tensor, bool]:
-    """Gather index (mul_ir -> (u, (L+1)^2), ``dim`` = a zero column) and degree slot of each SH position."""
+def _to_sh_index(sig: _Signal) -> tuple[Tensor | None, Tensor, bool]:
+    """Gather index (mul_ir -> (u, (L+1)^2), ``dim`` = a zero column; ``None`` when the layouts coincide, as for
+    one channel of degrees ``0..L`` in order) and the degree slot of each SH position."""
     u, L = sig.mul, sig.lmax
     n = (L + 1) ** 2
     dim = sig.irreps.dim
@@ -133,18 +134,24 @@ def _to_sh_index(sig: _Signal) -> tuple[Tensor, Tensor, bool]:
     slot_of = {l: i for i, l in enumerate(sig.degrees)}
     slot = torch.tensor([slot_of.get(l, 0) for l in range(L + 1) for _ in range(2 * l + 1)], dtype=torch.long)
     pad = bool((index == dim).any())
-    return index.reshape(-1), slot, pad
+    index = index.reshape(-1)
+    if not pad and torch.equal(index, torch.arange(dim)):
+        return None, slot, False
+    return index, slot, pad
 
 
-def _to_sh(x: Tensor, index: Tensor, pad: bool, u: int) -> Tensor:
+def _to_sh(x: Tensor, index: Tensor | None, pad: bool, u: int) -> Tensor:
     """``(..., irreps.dim)`` mul_ir -> ``(..., u, (L+1)**2)`` spherical-harmonic layout per channel."""
+    if index is None:
+        return x.unflatten(-1, (u, -1))
     if pad:
         x = torch.nn.functional.pad(x, (0, 1))
     return x[..., index].unflatten(-1, (u, -1))
 
 
-def _from_sh_index(irreps_out: o3.Irreps, lmax: int) -> tuple[Tensor, Tensor]:
-    """Gather index ((u, (lmax+1)^2) flattened -> irreps_out mul_ir) and each entry's weight slot (u, n_entries)."""
+def _from_sh_index(irreps_out: o3.Irreps, lmax: int) -> tuple[Tensor | None, Tensor]:
+    """Gather index ((u, (lmax+1)^2) flattened -> irreps_out mul_ir; ``None`` when the layouts coincide) and each
+    entry's weight slot (u, n_entries)."""
     n = (lmax + 1) ** 2
     gather, wslot = [], []
     for e, (mul, ir) in enumerate(irreps_out):
@@ -152,7 +159,16 @@ def _from_sh_index(irreps_out: o3.Irreps, lmax: int) -> tuple[Tensor, Tensor]:
         m = torch.arange(ir.dim).view(1, -1)
         gather.append((c * n + ir.l * ir.l + m).reshape(-1))
         wslot.append((c * len(irreps_out) + e).expand(mul, ir.dim).reshape(-1))
-    return torch.cat(gather), torch.cat(wslot)
+    gather = torch.cat(gather)
+    if gather.numel() == irreps_out[0].mul * n and torch.equal(gather, torch.arange(gather.numel())):
+        gather = None
+    return gather, torch.cat(wslot)
+
+
+def _from_sh(z: Tensor, gather: Tensor | None) -> Tensor:
+    """``(..., u, (lmax+1)**2)`` -> the ``irreps_out`` entries in mul_ir layout."""
+    z = z.flatten(-2)
+    return z if gather is None else z[..., gather]
 
 
 def _reach(degrees1, degrees2, lmax: int) -> set[int]:
@@ -196,6 +212,14 @@ def _check_input(module: nn.Module, x, name: str, spec: tuple[int, str]) -> None
         raise ValueError(f"{name} is on device {x.device} but the module's parameters are on {param.device}; "
                          f"move one of them ({name}.to({str(param.device)!r}) or module.to({str(x.device)!r}))")
     check_dtype(x, module, name)
+
+
+def _check_finite(*named: tuple[Tensor, str]) -> None:
+    """NaN/Inf check of the inputs with one reduction and one sync; the exact per-tensor check names the culprit."""
+    total = sum(t.sum() for t, _ in named)
+    if not bool(torch.isfinite(total)):
+        for t, name in named:
+            check_finite(t, name)
 
 
 def _checking(module: nn.Module) -> bool:
@@ -337,15 +361,14 @@ class GauntTensorProduct(nn.Module):
         _check_input(self, x1, "x1", self._spec1)
         _check_input(self, x2, "x2", self._spec2)
         if _checking(self):
-            check_finite(x1, "x1")
-            check_finite(x2, "x2")
+            _check_finite((x1, "x1"), (x2, "x2"))
         if self.lin1 is not None:
             x1, x2 = self.lin1(x1), self.lin2(x2)
         u = self.channels
         a = _to_sh(x1, self._index1, self._pad1, u) * self.weight1[:, self._slot1]
         b = _to_sh(x2, self._index2, self._pad2, u) * self.weight2[:, self._slot2]
         z = _product(a, b, self.lmax_out, self.normalization, self.route)
-        out = z.flatten(-2)[..., self._gather_out] * self.weight_out.reshape(-1)[self._wslot_out]
+        out = _from_sh(z, self._gather_out) * self.weight_out.reshape(-1)[self._wslot_out]
         return out if self.lin_out is None else self.lin_out(out)
 
     def __repr__(self) -> str:
@@ -505,8 +528,7 @@ class GauntConv(nn.Module):
             raise TypeError(f"pos must have the dtype of x ({x.dtype}), got {pos.dtype}")
         if _checking(self):
             edge_index = check_edge_index(edge_index, x.shape[0])
-            check_finite(x, "x")
-            check_finite(pos, "pos")
+            _check_finite((x, "x"), (pos, "pos"))
         elif not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index must be a tensor of shape (2, E), got {getattr(edge_index, 'shape', edge_index)}")
         if edge_index.device != x.device:
@@ -526,7 +548,7 @@ class GauntConv(nn.Module):
         Y = o3.spherical_harmonics(self._sh_ls, vec, normalize=True, normalization=self.normalization) * self._mask_sh
         y = Y[:, None, :] * b[..., self._slot_sh]
         z = _product(xj, y, self.lmax_out, self.normalization, self.route)
-        msg = z.flatten(-2)[..., self._gather_out] * d.flatten(-2)[..., self._wslot_out]
+        msg = _from_sh(z, self._gather_out) * d.flatten(-2)[..., self._wslot_out]
         out = _aggregate(msg, dst, x.shape[0], self.aggr)
         return out if self.lin_out is None else self.lin_out(out)
 
@@ -639,7 +661,7 @@ class GauntManyBody(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_input(self, x, "x", self._spec)
         if _checking(self):
-            check_finite(x, "x")
+            _check_finite((x, "x"))
         if self.lin_in is not None:
             x = self.lin_in(x)
         f = _to_sh(x, self._index, self._pad, self.channels)
@@ -652,7 +674,7 @@ class GauntManyBody(nn.Module):
             p = power[..., :n_out]
             if p.shape[-1] < n_out:
                 p = torch.nn.functional.pad(p, (0, n_out - p.shape[-1]))
-            term = p.flatten(-2)[..., self._gather_out] * w[k]
+            term = _from_sh(p, self._gather_out) * w[k]
             out = term if out is None else out + term
         return out if self.lin_out is None else self.lin_out(out)
 

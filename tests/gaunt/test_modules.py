@@ -15,7 +15,7 @@ from e3nn import o3
 from torch.autograd import gradcheck, gradgradcheck
 
 from equinets.gaunt.modules import GauntConv, GauntManyBody, GauntTensorProduct
-from equinets.gaunt.reference import gaunt_tensor, reference_gaunt_product
+from equinets.gaunt.reference import e3nn_gaunt_tensor_product, gaunt_tensor, reference_gaunt_product
 
 F64 = torch.float64
 
@@ -94,6 +94,15 @@ def test_tp_per_degree_weights_equal_reference_with_folded_path_weights(normaliz
     Tw = torch.einsum("ijk,ci,cj,ck->cijk", T, a, b, d)
     want = from_sh(torch.einsum("nci,ncj,cijk->nck", to_sh(x1, i1), to_sh(x2, i2), Tw), io)
     assert (tp(x1, x2) - want).abs().max() < 1e-13
+
+
+@pytest.mark.parametrize("p1,p2", [(1, 1), (-1, 1)])
+def test_tp_swaps_in_for_the_e3nn_gaunt_path_tensor_product(p1, p2):
+    """Same irreps, same mul_ir layout, same numbers as e3nn's TensorProduct on the Gaunt paths (weights c^2)."""
+    e3 = e3nn_gaunt_tensor_product(2, 3, 4, channels=3, p_val1=p1, p_val2=p2, dtype=F64)
+    tp = GauntTensorProduct(e3.irreps_in1, e3.irreps_in2, e3.irreps_out).double()
+    x1, x2 = torch.randn(5, e3.irreps_in1.dim, dtype=F64), torch.randn(5, e3.irreps_in2.dim, dtype=F64)
+    assert (tp(x1, x2) - e3(x1, x2)).abs().max() < 1e-12
 
 
 def test_tp_broadcasts_leading_axes():
@@ -205,6 +214,14 @@ def test_conv_unit_weights_equals_reference_messages_pyg_order():
     assert (conv(x, pos, edge_index)[1] - want[1] / 3).abs().max() < 1e-13
 
 
+def test_empty_batch_and_graph_without_edges():
+    tp = GauntTensorProduct("2x0e + 2x1o", "2x0e + 2x1o", "2x0e + 2x2e")
+    assert tp(torch.randn(0, 8), torch.randn(0, 8)).shape == (0, 12)
+    conv = GauntConv("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o")
+    out = conv(torch.randn(3, 8), torch.randn(3, 3), torch.zeros(2, 0, dtype=torch.long))
+    assert out.shape == (3, 8) and out.abs().max() == 0
+
+
 def test_conv_cutoff_edges_beyond_max_radius_send_nothing():
     conv = GauntConv("1x0e", "0e + 1o", "1x0e + 1x1o", max_radius=1.0).double()
     pos = torch.tensor([[0.0, 0, 0], [2.0, 0, 0]], dtype=F64)
@@ -212,11 +229,17 @@ def test_conv_cutoff_edges_beyond_max_radius_send_nothing():
     assert out.abs().max() == 0
 
 
-@pytest.mark.parametrize("mixing", [False, True])
-def test_conv_is_e3_equivariant(mixing, dtype):
+CONV_CASES = {  # node irreps, output irreps, mixing
+    "channelwise": ("2x0e + 2x1o + 2x2e", "2x0e + 2x1o + 2x2e + 2x3o", False),
+    "pseudo": ("2x0o + 2x1e", "2x0o + 2x1e + 2x2o", False),  # p_val = -1 features: outputs keep p_val = -1
+    "mixing": ("2x0e + 1x1o + 1x2e", "3x0e + 1x1o + 2x2e", True),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES))
+def test_conv_is_e3_equivariant(case, dtype):
+    node, out_irreps, mixing = CONV_CASES[case]
     kw = {"channel_mixing": True, "channels": 3} if mixing else {}
-    node = "2x0e + 1x1o + 1x2e" if mixing else "2x0e + 2x1o + 2x2e"
-    out_irreps = "3x0e + 1x1o + 2x2e" if mixing else "2x0e + 2x1o + 2x2e + 2x3o"
     conv = GauntConv(node, "0e + 1o + 2e", out_irreps, max_radius=2.0, **kw).to(dtype)
     pos, edge_index = _graph(dtype=dtype)
     x = torch.randn(pos.shape[0], conv.irreps_node.dim, dtype=dtype)
