@@ -331,7 +331,6 @@ class GauntTensorProduct(nn.Module):
         self.lin1 = o3.Linear(self.irreps_in1, mid1) if channel_mixing else None
         self.lin2 = o3.Linear(self.irreps_in2, mid2) if channel_mixing else None
         self.lin_out = o3.Linear(mid_out, self.irreps_out) if channel_mixing else None
-        self._u1, self._L1 = u, s1.lmax
         for key, sig in (("1", s1), ("2", s2)):
             index, slot, pad = _to_sh_index(sig)
             self.register_buffer(f"_index{key}", index, persistent=False)
@@ -344,7 +343,6 @@ class GauntTensorProduct(nn.Module):
         self.weight1 = nn.Parameter(torch.ones(u, len(s1.degrees)))
         self.weight2 = nn.Parameter(torch.ones(u, len(s2.degrees)))
         self.weight_out = nn.Parameter(torch.ones(u, len(mid_out)))
-        self._degrees = (s1.degrees, s2.degrees)
         self._mid_out = mid_out
         self._spec1 = (self.irreps_in1.dim, str(self.irreps_in1))
         self._spec2 = (self.irreps_in2.dim, str(self.irreps_in2))
