@@ -118,57 +118,52 @@ def _mid_irreps(irreps: o3.Irreps, channels: int) -> o3.Irreps:
     return o3.Irreps([(channels, ir) for ir in seen])
 
 
-def _to_sh_index(sig: _Signal) -> tuple[Tensor | None, Tensor, bool]:
-    """Gather index (mul_ir -> (u, (L+1)^2), ``dim`` = a zero column; ``None`` when the layouts coincide, as for
-    one channel of degrees ``0..L`` in order) and the degree slot of each SH position."""
+Blocks = tuple | None  # static layout maps (plain ints: nothing for torch.compile to guard beyond them)
+
+
+def _to_sh_index(sig: _Signal) -> tuple[Blocks, Tensor]:
+    """Layout map mul_ir -> (u, (L+1)^2) and the degree slot of each SH position.
+
+    The map holds, for each degree ``0..L`` in order, the ``(start, stop, l)`` of its block in the mul_ir
+    layout (``start = None``: a degree absent from the irreps, zeros); ``None`` when the layouts coincide
+    (one channel of degrees ``0..L`` in order). Slices and one concatenation: cheaper than a gather, and so
+    is their backward.
+    """
     u, L = sig.mul, sig.lmax
-    n = (L + 1) ** 2
-    dim = sig.irreps.dim
-    index = torch.full((u, n), dim, dtype=torch.long)
-    offset = 0
-    for mul, ir in sig.irreps:
-        d = ir.dim
-        block = offset + torch.arange(mul * d).view(mul, d)
-        index[:, ir.l * ir.l:(ir.l + 1) ** 2] = block
-        offset += mul * d
+    start = dict(zip((ir.l for _, ir in sig.irreps), (s.start for s in sig.irreps.slices())))
+    blocks = tuple((start.get(l), None if l not in start else start[l] + u * (2 * l + 1), l) for l in range(L + 1))
     slot_of = {l: i for i, l in enumerate(sig.degrees)}
     slot = torch.tensor([slot_of.get(l, 0) for l in range(L + 1) for _ in range(2 * l + 1)], dtype=torch.long)
-    pad = bool((index == dim).any())
-    index = index.reshape(-1)
-    if not pad and torch.equal(index, torch.arange(dim)):
-        return None, slot, False
-    return index, slot, pad
+    identity = u == 1 and [ir.l for _, ir in sig.irreps] == list(range(L + 1))
+    return (None if identity else blocks), slot
 
 
-def _to_sh(x: Tensor, index: Tensor | None, pad: bool, u: int) -> Tensor:
+def _to_sh(x: Tensor, blocks: Blocks, u: int) -> Tensor:
     """``(..., irreps.dim)`` mul_ir -> ``(..., u, (L+1)**2)`` spherical-harmonic layout per channel."""
-    if index is None:
+    if blocks is None:
         return x.unflatten(-1, (u, -1))
-    if pad:
-        x = torch.nn.functional.pad(x, (0, 1))
-    return x[..., index].unflatten(-1, (u, -1))
+    parts = [x.new_zeros(*x.shape[:-1], u, 2 * l + 1) if a is None else x[..., a:b].unflatten(-1, (u, 2 * l + 1))
+             for a, b, l in blocks]
+    return torch.cat(parts, -1)
 
 
-def _from_sh_index(irreps_out: o3.Irreps, lmax: int) -> tuple[Tensor | None, Tensor]:
-    """Gather index ((u, (lmax+1)^2) flattened -> irreps_out mul_ir; ``None`` when the layouts coincide) and each
-    entry's weight slot (u, n_entries)."""
-    n = (lmax + 1) ** 2
-    gather, wslot = [], []
+def _from_sh_index(irreps_out: o3.Irreps, lmax: int) -> tuple[Blocks, Tensor]:
+    """Layout map (u, (lmax+1)^2) -> irreps_out mul_ir (the SH range of each entry; ``None`` when the layouts
+    coincide) and each mul_ir position's weight slot in ``(u, n_entries)`` flattened."""
+    blocks = tuple((ir.l * ir.l, (ir.l + 1) ** 2) for _, ir in irreps_out)
+    wslot = []
     for e, (mul, ir) in enumerate(irreps_out):
         c = torch.arange(mul).view(mul, 1)
-        m = torch.arange(ir.dim).view(1, -1)
-        gather.append((c * n + ir.l * ir.l + m).reshape(-1))
         wslot.append((c * len(irreps_out) + e).expand(mul, ir.dim).reshape(-1))
-    gather = torch.cat(gather)
-    if gather.numel() == irreps_out[0].mul * n and torch.equal(gather, torch.arange(gather.numel())):
-        gather = None
-    return gather, torch.cat(wslot)
+    identity = irreps_out[0].mul == 1 and [ir.l for _, ir in irreps_out] == list(range(lmax + 1))
+    return (None if identity else blocks), torch.cat(wslot)
 
 
-def _from_sh(z: Tensor, gather: Tensor | None) -> Tensor:
+def _from_sh(z: Tensor, blocks: Blocks) -> Tensor:
     """``(..., u, (lmax+1)**2)`` -> the ``irreps_out`` entries in mul_ir layout."""
-    z = z.flatten(-2)
-    return z if gather is None else z[..., gather]
+    if blocks is None:
+        return z.flatten(-2)
+    return torch.cat([z[..., a:b].flatten(-2) for a, b in blocks], -1)
 
 
 def _reach(degrees1, degrees2, lmax: int) -> set[int]:
@@ -332,12 +327,10 @@ class GauntTensorProduct(nn.Module):
         self.lin2 = o3.Linear(self.irreps_in2, mid2) if channel_mixing else None
         self.lin_out = o3.Linear(mid_out, self.irreps_out) if channel_mixing else None
         for key, sig in (("1", s1), ("2", s2)):
-            index, slot, pad = _to_sh_index(sig)
-            self.register_buffer(f"_index{key}", index, persistent=False)
+            blocks, slot = _to_sh_index(sig)
             self.register_buffer(f"_slot{key}", slot, persistent=False)
-            setattr(self, f"_pad{key}", pad)
-        gather, wslot = _from_sh_index(mid_out, self.lmax_out)
-        self.register_buffer("_gather_out", gather, persistent=False)
+            setattr(self, f"_blocks{key}", blocks)
+        self._blocks_out, wslot = _from_sh_index(mid_out, self.lmax_out)
         self.register_buffer("_wslot_out", wslot, persistent=False)
         #: per-channel, per-degree weights a (input 1), b (input 2), d (output entries)
         self.weight1 = nn.Parameter(torch.ones(u, len(s1.degrees)))
@@ -363,10 +356,10 @@ class GauntTensorProduct(nn.Module):
         if self.lin1 is not None:
             x1, x2 = self.lin1(x1), self.lin2(x2)
         u = self.channels
-        a = _to_sh(x1, self._index1, self._pad1, u) * self.weight1[:, self._slot1]
-        b = _to_sh(x2, self._index2, self._pad2, u) * self.weight2[:, self._slot2]
+        a = _to_sh(x1, self._blocks1, u) * self.weight1[:, self._slot1]
+        b = _to_sh(x2, self._blocks2, u) * self.weight2[:, self._slot2]
         z = _product(a, b, self.lmax_out, self.normalization, self.route)
-        out = _from_sh(z, self._gather_out) * self.weight_out.reshape(-1)[self._wslot_out]
+        out = _from_sh(z, self._blocks_out) * self.weight_out.reshape(-1)[self._wslot_out]
         return out if self.lin_out is None else self.lin_out(out)
 
     def __repr__(self) -> str:
@@ -473,18 +466,15 @@ class GauntConv(nn.Module):
         self.lmax_out = max(ir.l for _, ir in mid_out)
         self.lin_in = o3.Linear(self.irreps_node, mid_in) if channel_mixing else None
         self.lin_out = o3.Linear(mid_out, self.irreps_out) if channel_mixing else None
-        index, slot, pad = _to_sh_index(sx)
-        self.register_buffer("_index", index, persistent=False)
+        self._blocks, slot = _to_sh_index(sx)
         self.register_buffer("_slot", slot, persistent=False)
-        self._pad = pad
         self._sh_ls = list(range(sh.lmax + 1))
         sh_slot = {l: i for i, l in enumerate(sh.degrees)}
         self.register_buffer("_slot_sh", torch.tensor([sh_slot.get(l, 0) for l in self._sh_ls for _ in range(2 * l + 1)]),
                              persistent=False)
         self.register_buffer("_mask_sh", torch.tensor([float(l in sh_slot) for l in self._sh_ls for _ in range(2 * l + 1)]),
                              persistent=False)
-        gather, wslot = _from_sh_index(mid_out, self.lmax_out)
-        self.register_buffer("_gather_out", gather, persistent=False)
+        self._blocks_out, wslot = _from_sh_index(mid_out, self.lmax_out)
         self.register_buffer("_wslot_out", wslot, persistent=False)
         self._n = (len(sx.degrees), len(sh.degrees), len(mid_out))
         self.radial = nn.Sequential(nn.Linear(self.num_basis, self.radial_hidden), nn.SiLU(),
@@ -542,11 +532,11 @@ class GauntConv(nn.Module):
             x = self.lin_in(x)
         u = self.channels
         a, b, d = self.radial_weights(r)
-        xj = _to_sh(x, self._index, self._pad, u)[src] * a[..., self._slot]
+        xj = _to_sh(x, self._blocks, u)[src] * a[..., self._slot]
         Y = o3.spherical_harmonics(self._sh_ls, vec, normalize=True, normalization=self.normalization) * self._mask_sh
         y = Y[:, None, :] * b[..., self._slot_sh]
         z = _product(xj, y, self.lmax_out, self.normalization, self.route)
-        msg = _from_sh(z, self._gather_out) * d.flatten(-2)[..., self._wslot_out]
+        msg = _from_sh(z, self._blocks_out) * d.flatten(-2)[..., self._wslot_out]
         out = _aggregate(msg, dst, x.shape[0], self.aggr)
         return out if self.lin_out is None else self.lin_out(out)
 
@@ -638,11 +628,8 @@ class GauntManyBody(nn.Module):
         self.register_buffer("_mask", mask, persistent=False)
         self.lin_in = o3.Linear(self.irreps_in, mid_in) if channel_mixing else None
         self.lin_out = o3.Linear(mid_out, self.irreps_out) if channel_mixing else None
-        index, _, pad = _to_sh_index(s)
-        self.register_buffer("_index", index, persistent=False)
-        self._pad = pad
-        gather, wslot = _from_sh_index(mid_out, self.lmax_out)
-        self.register_buffer("_gather_out", gather, persistent=False)
+        self._blocks, _ = _to_sh_index(s)
+        self._blocks_out, wslot = _from_sh_index(mid_out, self.lmax_out)
         self.register_buffer("_wslot_out", wslot, persistent=False)
         #: weights w[nu' - 1, channel, output entry]
         self.weight = nn.Parameter(torch.ones(nu, u, len(mid_out)))
@@ -662,7 +649,7 @@ class GauntManyBody(nn.Module):
             _check_finite((x, "x"))
         if self.lin_in is not None:
             x = self.lin_in(x)
-        f = _to_sh(x, self._index, self._pad, self.channels)
+        f = _to_sh(x, self._blocks, self.channels)
         n_out = (self.lmax_out + 1) ** 2
         w = (self.weight * self._mask[:, None, :]).flatten(-2)[..., self._wslot_out]  # (nu, irreps_out.dim)
         power, out = f, None
@@ -672,7 +659,7 @@ class GauntManyBody(nn.Module):
             p = power[..., :n_out]
             if p.shape[-1] < n_out:
                 p = torch.nn.functional.pad(p, (0, n_out - p.shape[-1]))
-            term = _from_sh(p, self._gather_out) * w[k]
+            term = _from_sh(p, self._blocks_out) * w[k]
             out = term if out is None else out + term
         return out if self.lin_out is None else self.lin_out(out)
 
