@@ -64,7 +64,7 @@ def _check(x1, x2, lmax_out, normalization, route):
     if x1.dtype != x2.dtype:
         raise TypeError(f"x1 and x2 must have the same dtype, got x1 {x1.dtype} and x2 {x2.dtype}")
     try:
-        batch = torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
+        batch = x1.shape[:-1] if x1.shape[:-1] == x2.shape[:-1] else torch.broadcast_shapes(x1.shape[:-1], x2.shape[:-1])
     except RuntimeError:
         raise ValueError(f"the leading axes of x1 {tuple(x1.shape[:-1])} and x2 {tuple(x2.shape[:-1])} must "
                          f"broadcast (the last axis holds the coefficients)") from None
@@ -76,8 +76,11 @@ def _check(x1, x2, lmax_out, normalization, route):
     check_choice(normalization, "normalization", NORMALIZATIONS)
     check_choice(route, "route", ROUTES)
     if not torch.compiler.is_compiling():
-        check_finite(x1, "x1")
-        check_finite(x2, "x2")
+        # one reduction each and one sync; a NaN or Inf makes the sum non-finite (an overflowing sum of
+        # finite values too: then the exact check below decides and names the entry)
+        if not bool(torch.isfinite(x1.sum() + x2.sum())):
+            check_finite(x1, "x1")
+            check_finite(x2, "x2")
     return L1, L2, lmax_out, batch
 
 
@@ -207,9 +210,8 @@ def _scatter_out(t: Tensor, oidx: Tensor) -> Tensor:
 def _grid_dense(x1, x2, L1, L2, Lo, normalization):
     Y1, Y2, W = _grid_dense_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype)
     if L1 == L2:
-        f = torch.cat([x1, x2]) @ Y1
-        B = x1.shape[0]
-        g = f[:B] * f[B:]
+        f1, f2 = (torch.cat([x1, x2]) @ Y1).view(2, x1.shape[0], -1).unbind(0)
+        g = f1 * f2
     else:
         g = (x1 @ Y1) * (x2 @ Y2)
     return g @ W
@@ -250,15 +252,16 @@ def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
             return torch.bmm(T, A.view(2, T.shape[-1], -1))
 
         T1, T2, To = tabs[3:]
+        K1 = T1.shape[1]
+        # unbind, not indexing: its backward is one stack, where select/slice backward zero-fill per piece
         if L1 == L2:
-            f = to_half(torch.cat([x1, x2]), i1, P1, T1).view(2, T1.shape[1], -1, 2 * B)
-            E1, O1, E2, O2 = f[0, ..., :B], f[1, ..., :B], f[0, ..., B:], f[1, ..., B:]
+            f1, f2 = to_half(torch.cat([x1, x2]), i1, P1, T1).view(2, K1, -1, 2, B).unbind(-2)
         else:
-            K1 = T1.shape[1]
             f1 = to_half(x1, i1, P1, T1).view(2, K1, -1, B)
             f2 = to_half(x2, i2, P2, T2).view(2, K1, -1, B)
-            E1, O1, E2, O2 = f1[0], f1[1], f2[0], f2[1]
-        g = torch.stack([E1 * E2 + O1 * O2, E1 * O2 + O1 * E2])  # (2, K+1, n_beta, B): (g(a) +- g(-a)) / 2
+        (E1, O1), (E2, O2) = f1.unbind(0), f2.unbind(0)
+        # (2, K+1, n_beta, B): (g(a) + g(-a)) / 2 and (g(a) - g(-a)) / 2
+        g = torch.stack([torch.addcmul(E1 * E2, O1, O2), torch.addcmul(E1 * O2, O1, E2)])
         Hh = torch.bmm(To, g.view(2, g.shape[1], -1)).view(2 * M, -1, B)  # (2M, n_beta, B): azimuthal quadrature
     out = torch.bmm(W, Hh)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
     return _scatter_out(out, oidx)
@@ -390,7 +393,8 @@ def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normal
     Autograd (double backward included) runs through every torch route. Under ``torch.compile``
     (``fullgraph=True`` works, no graph break) the tables are read from the cache: call the product
     once eagerly at the same sizes, device and dtype before compiling (the compiled graph cannot build
-    them; NumPy's eigen-solver is not traceable).
+    them; NumPy's eigen-solver is not traceable), and compile with ``dynamic=False`` when several
+    degrees are used (each degree has its own tables, hence its own graph).
 
     Example:
         >>> from e3nn import o3
