@@ -1,0 +1,150 @@
+"""The triton route of the Gaunt product, run on CPU in Triton's interpreter (``TRITON_INTERPRET=1``).
+
+Against the torch grid route (same tables), the independent reference c(l1, l2, l3) * o3.wigner_3j,
+torch autograd of the grid route, gradcheck / gradgradcheck, and e3nn's rotations (O(3)).
+"""
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: CPU tensors run in the interpreter
+
+import pytest  # noqa: E402
+
+pytest.importorskip("triton")
+
+import torch  # noqa: E402
+from e3nn import o3  # noqa: E402
+
+from equinets.gaunt import _triton as T  # noqa: E402
+from equinets.gaunt import gaunt_product, sh_irreps  # noqa: E402
+from equinets.gaunt.reference import reference_gaunt_product  # noqa: E402
+
+# (L1, L2, lmax_out): equal and unequal degrees, full and truncated outputs
+CASES = [(1, 1, 2), (1, 2, 3), (2, 1, 1), (2, 2, 4), (3, 1, 2), (2, 3, 5), (3, 3, 3)]
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def _inputs(L1, L2, rows=5, dtype=torch.float64, seed=0, grad=False):
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(rows, (L1 + 1) ** 2, generator=g, dtype=dtype).requires_grad_(grad)
+    x2 = torch.randn(rows, (L2 + 1) ** 2, generator=g, dtype=dtype).requires_grad_(grad)
+    return x1, x2
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("normalization", ["component", "integral", "norm"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("L1,L2,Lo", CASES)
+def test_forward_equals_grid_route_and_reference(L1, L2, Lo, dtype, normalization):
+    x1, x2 = _inputs(L1, L2, dtype=dtype)
+    out = T.gaunt_product_triton(x1, x2, Lo, normalization=normalization)
+    assert out.shape == (5, (Lo + 1) ** 2) and out.dtype == dtype
+    grid = gaunt_product(x1, x2, Lo, normalization=normalization, route="grid")
+    assert _rel(out, grid) < TOL[dtype]
+    ref = reference_gaunt_product(x1.double(), x2.double(), Lo, normalization)  # c * w3j, path by path
+    assert _rel(out.double(), ref) < TOL[dtype]
+
+
+def test_forward_multiple_tiles():
+    """Row tails (70 rows, 32-row blocks), grid chunks (G = 325 points) and two output tiles (169 columns)."""
+    x1, x2 = _inputs(6, 6, rows=70)
+    out = T.gaunt_product_triton(x1, x2)
+    assert out.shape == (70, 169)
+    assert _rel(out, reference_gaunt_product(x1, x2)) < 1e-10
+    x1f, x2f = x1.float(), x2.float()
+    assert _rel(T.gaunt_product_triton(x1f, x2f), gaunt_product(x1f, x2f, route="grid")) < 1e-5
+
+
+def test_default_lmax_symmetry_and_constant():
+    x1, x2 = _inputs(2, 3)
+    out = T.gaunt_product_triton(x1, x2)
+    assert out.shape == (5, 36)
+    assert _rel(T.gaunt_product_triton(x2, x1), out) < 1e-12  # the product of functions is symmetric
+    one = torch.ones(5, 1, dtype=torch.float64)  # the constant 1 in the component basis
+    assert _rel(T.gaunt_product_triton(x1, one), x1) < 1e-12
+
+
+def test_broadcast_leading_axes_and_non_contiguous():
+    g = torch.Generator().manual_seed(1)
+    x1 = torch.randn(2, 3, 9, generator=g, dtype=torch.float64)
+    x2 = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    out = T.gaunt_product_triton(x1, x2, 2)
+    assert out.shape == (2, 3, 9)
+    assert _rel(out, gaunt_product(x1, x2, 2, route="grid")) < 1e-10
+    # non-contiguous views (strided rows, transposed storage) are read through their strides
+    a = torch.randn(9, 10, generator=g, dtype=torch.float64).T  # (10, 9), column-major
+    b = torch.randn(10, 8, generator=g, dtype=torch.float64)[:, ::2]  # (10, 4), column stride 2
+    assert not a.is_contiguous() and not b.is_contiguous()
+    assert _rel(T.grid_product(a, b, 2, 1, 3, "component"), T.grid_product(a.contiguous(), b.contiguous(), 2, 1, 3,
+                                                                               "component")) < 1e-14
+
+
+def test_empty_batch():
+    x1 = torch.randn(0, 4, dtype=torch.float64, requires_grad=True)
+    x2 = torch.randn(0, 9, dtype=torch.float64)
+    out = T.gaunt_product_triton(x1, x2)
+    assert out.shape == (0, 16)
+    out.sum().backward()
+    assert x1.grad.shape == (0, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("L1,L2,Lo", [(1, 2, 3), (2, 2, 4), (3, 2, 2)])
+def test_backward_equals_grid_autograd(L1, L2, Lo, dtype):
+    x1, x2 = _inputs(L1, L2, rows=37, dtype=dtype, grad=True)
+    go = torch.randn(37, (Lo + 1) ** 2, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    g1, g2 = torch.autograd.grad(T.gaunt_product_triton(x1, x2, Lo), (x1, x2), go)
+    r1, r2 = torch.autograd.grad(gaunt_product(x1, x2, Lo, route="grid"), (x1, x2), go)
+    assert _rel(g1, r1) < TOL[dtype] and _rel(g2, r2) < TOL[dtype]
+    # one input only (the kernel skips the other gradient), and an expanded (stride-0) output gradient
+    x2d = x2.detach()
+    (h1,) = torch.autograd.grad(T.gaunt_product_triton(x1, x2d, Lo).sum(), (x1,))
+    (s1,) = torch.autograd.grad(gaunt_product(x1, x2d, Lo, route="grid").sum(), (x1,))
+    assert _rel(h1, s1) < TOL[dtype]
+
+
+def test_double_backward_equals_grid_route():
+    """create_graph: the gradient is built from forward products, so it is differentiable again."""
+    x1, x2 = _inputs(2, 1, rows=6, grad=True)
+    go = torch.randn(6, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+
+    def second(fn):
+        g1, g2 = torch.autograd.grad(fn(x1, x2, 2), (x1, x2), go, create_graph=True)
+        return torch.autograd.grad((g1 ** 2).sum() + (g2 * g2.detach().sin()).sum(), (x1, x2))
+
+    a = second(T.gaunt_product_triton)
+    b = second(lambda p, q, lo: gaunt_product(p, q, lo, route="grid"))
+    assert all(_rel(u, v) < 1e-10 for u, v in zip(a, b))
+
+
+def test_gradcheck_gradgradcheck():
+    x1, x2 = _inputs(1, 2, rows=1, grad=True)
+    fn = lambda a, b: T.gaunt_product_triton(a, b, 2, normalization="norm")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x1, x2))
+    assert torch.autograd.gradgradcheck(fn, (x1, x2))
+
+
+def _wigner_D(L, p_val, R):
+    """e3nn's D of ``sh_irreps(L, p_val)`` at ``R``; e3nn builds its generators in the default dtype: float64 here."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return o3.Irreps(sh_irreps(L, p_val)).D_from_matrix(R)
+    finally:
+        torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("det,p1,p2", [(1, 1, 1), (-1, 1, 1), (-1, 1, -1), (-1, -1, -1)])
+def test_o3_equivariance(dtype, det, p1, p2):
+    L1, L2, Lo = 2, 3, 4
+    torch.manual_seed(5)
+    R = o3.rand_matrix(dtype=torch.float64) * det
+    D1, D2, Do = (_wigner_D(L, p, R).to(dtype) for L, p in ((L1, p1), (L2, p2), (Lo, p1 * p2)))
+    x1, x2 = _inputs(L1, L2, rows=4, dtype=dtype)
+    out = T.gaunt_product_triton(x1, x2, Lo)
+    rot = T.gaunt_product_triton(x1 @ D1.T, x2 @ D2.T, Lo)
+    assert _rel(rot, out @ Do.T) < TOL[dtype]
