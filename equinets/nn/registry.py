@@ -16,6 +16,7 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _LAZY: dict[str, tuple[str, str]] = {
     "fa_gnn": ("equinets.frames.fagnn", "FAGNN"),
     "gin": ("equinets.nn.gin", "GIN"),
+    "segnn_gaunt": ("equinets.nn.segnn", "SEGNN"), "segnn_cg": ("equinets.nn.segnn", "SEGNNCG"),
 }
 
 

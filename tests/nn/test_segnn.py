@@ -1,0 +1,158 @@
+"""SEGNN on Gaunt and Clebsch-Gordan products (equinets.nn.segnn): symmetry, registry, configs, training."""
+
+import functools
+
+import pytest
+import torch
+from e3nn import o3
+
+from equinets.nn import create_model, list_models
+from equinets.nn.graph_ops import full_graph
+from equinets.nn.segnn import SEGNN, SEGNNCG, EquivariantNorm, SteerableProduct
+
+PRODUCTS = ("gaunt", "cg")
+
+
+def _systems(dtype=torch.float64, n_clouds=3, n=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randn(n_clouds * n, 3, generator=g, dtype=dtype) * 2
+    vel = torch.randn(n_clouds * n, 3, generator=g, dtype=dtype)
+    q = torch.randint(0, 2, (n_clouds * n, 1), generator=g).to(dtype) * 2 - 1
+    batch = torch.arange(n_clouds).repeat_interleave(n)
+    return pos, torch.cat([vel, q], dim=1), batch
+
+
+@functools.lru_cache(maxsize=None)
+def _model(product, dtype=torch.float64, lmax=2):
+    """One model per (product, dtype, lmax), shared by the tests (e3nn products take ~0.25 s each to build).
+
+    Built under the default dtype ``dtype``: e3nn stores its Clebsch-Gordan coefficients in the default dtype at
+    construction (a float32-built product moved to float64 keeps float32-rounded coefficients, 1e-8 errors)."""
+    torch.manual_seed(0)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return SEGNN(4, 3, product=product, hidden_channels=4, num_layers=1, lmax=lmax)
+    finally:
+        torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_segnn_e3_equivariant_with_inversion_and_translation(product, dtype, tol):
+    model = _model(product, dtype, 2 if dtype == torch.float64 else 1)
+    pos, x, batch = _systems(dtype)
+    out = model(pos, x, batch)
+    assert out.shape == (15, 3)
+    torch.manual_seed(1)
+    for improper in (False, True):
+        R = o3.rand_matrix(dtype=dtype) * (-1 if improper else 1)
+        t = torch.randn(3, dtype=dtype) * 10
+        x_g = torch.cat([x[:, :3] @ R.T, x[:, 3:]], dim=1)  # velocity 1o, charge 0e
+        got = model(pos @ R.T + t, x_g, batch)
+        want = out @ R.T + t
+        err = float(((got - want).abs().max() / want.abs().max()).detach())
+        assert err < tol, (improper, float(err))
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_segnn_permutation_equivariant_and_given_graph_equals_full_graph(product):
+    model = _model(product)
+    pos, x, batch = _systems()
+    out = model(pos, x, batch)
+    g = torch.Generator().manual_seed(3)
+    perm = torch.cat([c * 5 + torch.randperm(5, generator=g) for c in range(3)])  # within clouds: batch stays sorted
+    torch.testing.assert_close(model(pos[perm], x[perm], batch), out[perm], rtol=0, atol=1e-12)
+    ei = full_graph(batch)
+    shuffled = ei[:, torch.randperm(ei.shape[1], generator=g)]
+    torch.testing.assert_close(model(pos, x, batch, edge_index=shuffled), out, rtol=0, atol=1e-12)
+    # clouds do not talk to each other: moving cloud 2 leaves clouds 0 and 1 untouched
+    moved = pos.clone()
+    moved[10:] += torch.randn(5, 3, generator=g, dtype=pos.dtype)
+    torch.testing.assert_close(model(moved, x, batch)[:10], out[:10], rtol=0, atol=1e-12)
+
+
+def test_segnn_dense_input_and_position_output():
+    model = _model("gaunt")
+    pos, x, batch = _systems()
+    flat = model(pos, x, batch)
+    torch.testing.assert_close(model(pos.reshape(3, 5, 3), x.reshape(3, 5, 4)), flat.reshape(3, 5, 3))
+    model.position_output = False
+    try:
+        torch.testing.assert_close(model(pos, x, batch) + pos, flat, rtol=0, atol=1e-12)
+    finally:
+        model.position_output = True
+
+
+@pytest.mark.parametrize("name, product", [("segnn_gaunt", "gaunt"), ("segnn_cg", "cg")])
+def test_registry_builds_both_variants_with_the_trainers_keywords(name, product):
+    assert name in list_models()
+    model = create_model(name, in_channels=4, out_channels=3, task="seg", hidden_channels=4, lmax=1, num_layers=1)
+    assert model.product == product and isinstance(model, SEGNNCG if product == "cg" else SEGNN)
+    assert model(*_systems(torch.float32)).shape == (15, 3)
+    kinds = {type(m.tp).__name__ for m in model.modules() if isinstance(m, SteerableProduct)}
+    assert kinds == ({"GauntTensorProduct"} if product == "gaunt" else {"FullyConnectedTensorProduct"})
+    with pytest.raises(TypeError, match="takes no argument 'channels'"):
+        create_model(name, in_channels=4, out_channels=3, channels=4)
+
+
+def test_both_products_hold_the_same_irreps_everywhere():
+    a, b = _model("gaunt"), _model("cg")
+    pa = [(m.irreps_in, m.irreps_attr, m.irreps_out) for m in a.modules() if isinstance(m, SteerableProduct)]
+    pb = [(m.irreps_in, m.irreps_attr, m.irreps_out) for m in b.modules() if isinstance(m, SteerableProduct)]
+    assert pa == pb and len(pa) == 1 + 4 + 2
+    # with spherical-harmonic parities the CG product holds only even l1 + l2 + l3 paths: those of the Gaunt product
+    for m in b.modules():
+        if isinstance(m, SteerableProduct):
+            for ins in m.tp.instructions:
+                l1, l2, l3 = (irr[i].ir.l for irr, i in zip((m.tp.irreps_in1, m.tp.irreps_in2, m.tp.irreps_out),
+                                                            (ins.i_in1, ins.i_in2, ins.i_out)))
+                assert (l1 + l2 + l3) % 2 == 0
+
+
+def test_equivariant_norm_normalises_and_commutes_with_rotations():
+    torch.manual_seed(0)
+    irreps = o3.Irreps("6x0e + 6x1o + 6x2e")
+    norm = EquivariantNorm(irreps).double()
+    h = torch.randn(7, irreps.dim, dtype=torch.float64) * 5 + 1
+    out = norm(h)
+    s, v, w = out[:, :6], out[:, 6:24].reshape(7, 6, 3), out[:, 24:].reshape(7, 6, 5)
+    torch.testing.assert_close(s.mean(1), torch.zeros(7, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(s.square().mean(1), torch.ones(7, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(v.square().mean((1, 2)), torch.ones(7, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(w.square().mean((1, 2)), torch.ones(7, dtype=torch.float64), atol=1e-6, rtol=0)
+    D = irreps.D_from_matrix(-o3.rand_matrix(dtype=torch.float64))
+    torch.testing.assert_close(norm(h @ D.T), out @ D.T, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_gradients_reach_every_parameter(product):
+    model = _model(product)
+    pos, x, batch = _systems()
+    model.zero_grad()
+    model(pos, x, batch).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().max() > 0, name
+
+
+def test_configs_resolve_and_differ_only_in_the_product():
+    from equinets.train.config import resolve_config
+
+    g, c = resolve_config("nbody-segnn-gaunt"), resolve_config("nbody-segnn-cg")
+    assert g["model"] == "segnn_gaunt" and c["model"] == "segnn_cg" and g["dataset"] == "nbody"
+    assert {k for k in g if g[k] != c[k]} == {"name", "model"}
+    assert g["eval_split"] == "val" and g["test_at_best"] and g["use_features"]
+
+
+def test_one_epoch_of_training_through_the_library_trainer(tmp_path):
+    from equinets.train.config import resolve_config
+    from equinets.train.loop import train
+
+    sizes = "{num_train: 20, num_val: 20, num_test: 20, frame_in: 1, frame_out: 2}"
+    cfg = resolve_config("nbody-segnn-gaunt", ["epochs=1", "batch_size=10", "eval_batch_size=20",
+                                               "model_kwargs={hidden_channels: 4, num_layers: 1}",
+                                               f"data_root={tmp_path}", f"dataset_kwargs={sizes}"])
+    metrics = train(cfg, tmp_path / "run", progress=False)
+    assert torch.isfinite(torch.tensor(metrics["mse"])) and metrics["mse"] > 0
+    assert torch.isfinite(torch.tensor(metrics["test_mse"]))
