@@ -27,21 +27,31 @@ derivatives are the same map with other tables (all transposes are strides, noth
 
     \partial_a = T(g, b; R^\top, Q, P^\top), \qquad \partial_b = T(g, a; R^\top, P, Q^\top)
 
-for an output gradient ``g``. **Backward** runs one fused kernel (:func:`_backward_kernel`) that
-computes both gradients at once, sharing ``g R^T`` and the values of both inputs on each grid chunk.
-**Double backward**: when the backward itself is recorded (``create_graph=True``, as for forces),
-the two gradients are instead built from the forward kernel through the same
-:class:`torch.autograd.Function` (the identities above), so every order of derivative runs on the
-Triton kernels and ``gradgradcheck`` passes; first-order backward keeps the fused kernel.
+for an output gradient ``g``. **Backward** runs one fused kernel (``backward_kernel`` in
+:func:`_kernels`) that computes both gradients at once: per grid chunk, ``g R^T`` (summed over output
+chunks), the values of both inputs, and the two back-projections accumulated into
+``(BLOCK_B, pad(N))`` tiles; above 128 input coefficients (L > 10) the two gradients are two
+forward-kernel products instead. **Double backward**: when the backward itself is recorded
+(``create_graph=True``, as for forces), the two gradients are built from the forward kernel through
+the same :class:`torch.autograd.Function` (the identities above), so every order of derivative runs
+on the Triton kernels and ``gradgradcheck`` passes; first-order backward keeps the fused kernel.
 
-Precision: float32 with float32 accumulation (``tl.dot`` with ``input_precision="ieee"``, not TF32)
-and float64 (``tl.dot`` on float64 tiles, accumulated in float64; supported by the interpreter and
-by Triton's NVIDIA backend). float16 / bfloat16 are refused.
+Precision: float32 with float32 accumulation (``tl.dot`` with ``input_precision="ieee"``, not TF32:
+on NVIDIA GPUs this is an FMA dot, not a tensor-core one) and float64 (``tl.dot`` on float64 tiles,
+accumulated in float64; the interpreter supports it, and compiled ahead of time for sm_80 / sm_90 it
+lowers to the ``mma.sync ... f64`` double-precision MMA, so no fallback is needed). float16 and
+bfloat16 are refused (the tables are exact to float64; half precision would lose them).
+
+Shapes: ``x1 (B, (L1+1)**2)``, ``x2 (B, (L2+1)**2)`` rows (leading axes broadcast and flattened by
+:func:`route`), tables ``Y1 ((L1+1)**2, G)``, ``Y2``, ``W (G, (L_out+1)**2)``, output ``(B, (L_out+1)**2)``.
+The dense tables grow as ``L^4``: this route is for the small and moderate degrees of networks
+(the bar is L = 6); the separable O(L^3) transforms are the torch grid route's.
 
 Devices: CUDA tensors on a machine with triton; CPU tensors only under the Triton interpreter
-(``TRITON_INTERPRET=1`` set before the first call), which is how the tests run. GPU timings are
-pending: this module was written and tested in a session without a GPU (only the interpreter ran);
-the block sizes are reasoned defaults, not tuned.
+(``TRITON_INTERPRET=1``), which is how the tests run. **GPU timings are pending**: this module was
+written and tested in a session without a GPU: the interpreter ran the kernels, and Triton's
+bundled ptxas compiled them ahead of time for sm_80 and sm_90 (shared memory at most 100 KB up to
+L = 10 with the tile sizes of :func:`_config`), but nothing was timed on a device.
 """
 
 from __future__ import annotations
@@ -142,18 +152,14 @@ def _kernels(interpret: bool):
                         s_gb, s_go, s_ab, s_ak, s_bb, s_bk, s_pk, s_pg, s_qk, s_qg, s_rg, s_ro,
                         s_gab, s_gak, s_gbb, s_gbk,
                         BLOCK_B: tl.constexpr, NA_P: tl.constexpr, NB_P: tl.constexpr, BLOCK_G: tl.constexpr,
-                        NO_P: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr):
-        # h = g R^T on a chunk; ga += (h * (b Q)) P^T, gb += (h * (a P)) Q^T
+                        BLOCK_K: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr):
+        # h = g R^T on a chunk (summed over output chunks of BLOCK_K); ga += (h * (b Q)) P^T, gb += (h * (a P)) Q^T
         rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
         ka = tl.arange(0, NA_P)
         kb = tl.arange(0, NB_P)
-        ko = tl.arange(0, NO_P)
         rmask = rows < n_rows
         amask = ka < NA
         bmask = kb < NB
-        omask = ko < NO
-        go = tl.load(g_ptr + rows[:, None] * s_gb + ko[None, :] * s_go, mask=rmask[:, None] & omask[None, :],
-                     other=0.0)
         a = tl.load(a_ptr + rows[:, None] * s_ab + ka[None, :] * s_ak, mask=rmask[:, None] & amask[None, :],
                     other=0.0)
         b = tl.load(b_ptr + rows[:, None] * s_bb + kb[None, :] * s_bk, mask=rmask[:, None] & bmask[None, :],
@@ -167,9 +173,15 @@ def _kernels(interpret: bool):
                         other=0.0)
             q = tl.load(q_ptr + kb[:, None] * s_qk + gs[None, :] * s_qg, mask=bmask[:, None] & gmask[None, :],
                         other=0.0)
-            rt = tl.load(r_ptr + gs[None, :] * s_rg + ko[:, None] * s_ro, mask=omask[:, None] & gmask[None, :],
-                         other=0.0)  # (NO_P, BLOCK_G): R^T on the chunk
-            h = tl.dot(go, rt, input_precision="ieee")  # (BLOCK_B, BLOCK_G): the gradient on the grid
+            h = tl.full((BLOCK_B, BLOCK_G), 0.0, ga_ptr.dtype.element_ty)  # the gradient on the grid chunk
+            for o0 in range(0, NO, BLOCK_K):
+                ko = o0 + tl.arange(0, BLOCK_K)
+                omask = ko < NO
+                go = tl.load(g_ptr + rows[:, None] * s_gb + ko[None, :] * s_go, mask=rmask[:, None] & omask[None, :],
+                             other=0.0)
+                rt = tl.load(r_ptr + gs[None, :] * s_rg + ko[:, None] * s_ro, mask=omask[:, None] & gmask[None, :],
+                             other=0.0)  # (BLOCK_K, BLOCK_G): R^T on the chunk
+                h = tl.dot(go, rt, h, input_precision="ieee")
             if NEED_A:
                 fb = tl.dot(b, q, input_precision="ieee")
                 acc_a = tl.dot(h * fb, tl.trans(p), acc_a, input_precision="ieee")
@@ -189,11 +201,21 @@ def _pad(n: int) -> int:
     return max(16, 1 << max(0, n - 1).bit_length())
 
 
-# Block sizes: reasoned defaults (a 32-row tile, 32 grid points per step, output tiles of at most 128
-# columns), not tuned: no GPU was available when this was written.
-_BLOCK_B = 32
-_BLOCK_G = 32
-_BLOCK_O_MAX = 128
+# Block sizes (not tuned on a GPU: none was available when this was written). Chosen so that both kernels
+# compile for NVIDIA sm_80 and sm_90 with Triton's bundled ptxas within 100 KB of shared memory up to
+# L = 10 (inputs of 121 coefficients, padded to 128), checked by compiling ahead of time without a GPU:
+# float64 tiles are half as wide in the grid and output axes. The fused backward keeps both input
+# gradients as (BLOCK_B, pad(N)) accumulators, so above 128 coefficients (L > 10) it is replaced by two
+# forward-kernel products (the create_graph composition of _Trilinear.backward).
+_FUSED_BACKWARD_MAX = 128
+
+
+def _config(dtype: torch.dtype, NA: int, NB: int, NO: int) -> dict:
+    """Tile sizes and launch options of both kernels for these sizes (powers of two, all ``>= 16``)."""
+    f64 = dtype == torch.float64
+    return dict(BLOCK_B=32, NA_P=_pad(NA), NB_P=_pad(NB), BLOCK_G=16 if f64 else 32,
+                BLOCK_O=min(_pad(NO), 32 if f64 else 64), BLOCK_K=min(_pad(NO), 32 if f64 else 64),
+                num_warps=4, num_stages=2)
 
 
 def _trilinear(a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: Tensor) -> Tensor:
@@ -204,11 +226,11 @@ def _trilinear(a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: Tensor) -> Tensor:
     out = torch.empty(n_rows, NO, device=a.device, dtype=a.dtype)
     if n_rows == 0:
         return out
-    block_o = min(_pad(NO), _BLOCK_O_MAX)
-    grid = (triton.cdiv(n_rows, _BLOCK_B), triton.cdiv(NO, block_o))
+    c = _config(a.dtype, NA, NB, NO)
+    c.pop("BLOCK_K")
+    grid = (triton.cdiv(n_rows, c["BLOCK_B"]), triton.cdiv(NO, c["BLOCK_O"]))
     fwd[grid](a, b, P, Q, R, out, n_rows, NA, NB, G, NO, *a.stride(), *b.stride(), *P.stride(), *Q.stride(),
-              *R.stride(), *out.stride(), BLOCK_B=_BLOCK_B, NA_P=_pad(NA), NB_P=_pad(NB), BLOCK_G=_BLOCK_G,
-              BLOCK_O=block_o)
+              *R.stride(), *out.stride(), **c)
     return out
 
 
@@ -220,10 +242,11 @@ def _trilinear_grads(g: Tensor, a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: T
     ga = torch.empty_like(a, memory_format=torch.contiguous_format) if need_a else a.new_empty(1, 1)
     gb = torch.empty_like(b, memory_format=torch.contiguous_format) if need_b else b.new_empty(1, 1)
     if n_rows:
-        grid = (triton.cdiv(n_rows, _BLOCK_B),)
+        c = _config(a.dtype, NA, NB, NO)
+        c.pop("BLOCK_O")
+        grid = (triton.cdiv(n_rows, c["BLOCK_B"]),)
         bwd[grid](g, a, b, P, Q, R, ga, gb, n_rows, NA, NB, G, NO, *g.stride(), *a.stride(), *b.stride(),
-                  *P.stride(), *Q.stride(), *R.stride(), *ga.stride(), *gb.stride(), BLOCK_B=_BLOCK_B,
-                  NA_P=_pad(NA), NB_P=_pad(NB), BLOCK_G=_BLOCK_G, NO_P=_pad(NO), NEED_A=need_a, NEED_B=need_b)
+                  *P.stride(), *Q.stride(), *R.stride(), *ga.stride(), *gb.stride(), NEED_A=need_a, NEED_B=need_b, **c)
     return (ga if need_a else None), (gb if need_b else None)
 
 
@@ -244,7 +267,8 @@ class _Trilinear(torch.autograd.Function):
     def backward(ctx, g):
         a, b, P, Q, R = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if torch.is_grad_enabled():  # create_graph: differentiable composition of forward products
+        fused = max(a.shape[1], b.shape[1]) <= _FUSED_BACKWARD_MAX
+        if torch.is_grad_enabled() or not fused:  # create_graph: a differentiable composition of forward products
             ga = _Trilinear.apply(g, b, R.T, Q, P.T) if need_a else None
             gb = _Trilinear.apply(g, a, R.T, P, Q.T) if need_b else None
         else:

@@ -148,3 +148,62 @@ def test_o3_equivariance(dtype, det, p1, p2):
     out = T.gaunt_product_triton(x1, x2, Lo)
     rot = T.gaunt_product_triton(x1 @ D1.T, x2 @ D2.T, Lo)
     assert _rel(rot, out @ Do.T) < TOL[dtype]
+
+
+def test_large_inputs_use_two_forward_products_for_the_gradient():
+    """Above 128 input coefficients (L1 = 11: 144) the backward is two forward-kernel products."""
+    x1, x2 = _inputs(11, 1, rows=3, grad=True)
+    go = torch.randn(3, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    out = T.gaunt_product_triton(x1, x2, 2)
+    assert _rel(out, gaunt_product(x1, x2, 2, route="grid")) < 1e-10
+    g1, g2 = torch.autograd.grad(out, (x1, x2), go)
+    r1, r2 = torch.autograd.grad(gaunt_product(x1, x2, 2, route="grid"), (x1, x2), go)
+    assert _rel(g1, r1) < 1e-10 and _rel(g2, r2) < 1e-10
+
+
+_COMPILE_AHEAD = r"""
+import json, sys, torch, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from equinets.gaunt import _triton as T
+
+cap, out = int(sys.argv[1]), {}
+_, fwd, bwd = T._kernels(False)
+for dtype, tdt in (("fp32", torch.float32), ("fp64", torch.float64)):
+    c = T._config(tdt, 49, 49, 169)  # L = 6 -> 12
+    opts = {k: c.pop(k) for k in ("num_warps", "num_stages")}
+    cf = {k: v for k, v in c.items() if k != "BLOCK_K"}
+    cb = {k: v for k, v in c.items() if k != "BLOCK_O"} | {"NEED_A": True, "NEED_B": True}
+    for name, kernel, cons in (("forward", fwd, cf), ("backward", bwd, cb)):
+        sig = {n: ("constexpr" if n in cons else ("*" + dtype if n.endswith("_ptr") else "i32")) for n in kernel.arg_names}
+        k = triton.compile(ASTSource(kernel, sig, cons), target=GPUTarget("cuda", cap, 32), options=opts)
+        out[f"{name}-{dtype}"] = [k.metadata.shared, "mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64" in k.asm["ptx"]]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap", [80, 90])
+def test_kernels_compile_for_nvidia_gpus_within_shared_memory(cap, request):
+    """Without a GPU: the compiled (not interpreted) kernels at L = 6 build for sm_80 / sm_90 with Triton's bundled
+    ptxas, fit in 100 KB of shared memory, and float64 lowers to the double-precision MMA (no fallback needed).
+
+    In a fresh process: triton imported under the interpreter cannot compile for a GPU. About 15 s from a cold
+    Triton cache, so opt-in (``-m slow``) as the marker says.
+    """
+    import json
+    import subprocess
+    import sys
+
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("opt-in: run with -m slow")
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", _COMPILE_AHEAD, str(cap)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    res = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(res) == 4
+    for name, (shared, f64_mma) in res.items():
+        assert shared <= 100 * 1024, (name, shared)
+        assert f64_mma == name.endswith("fp64"), name
