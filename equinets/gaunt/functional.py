@@ -138,6 +138,38 @@ def _grid_dense_tensors(L1, L2, Lo, normalization, device, dtype):
     return _cached(("grid_dense", L1, L2, Lo, normalization), build, device, dtype)
 
 
+def _signs(P: np.ndarray) -> np.ndarray:
+    """``(M, a, b)`` -> ``(2 M, a, b)``: the same block for ``+m`` and ``-m``, zero for the empty ``-0``."""
+    P2 = np.stack([P, P])
+    P2[1, 0] = 0.0
+    return np.ascontiguousarray(P2.reshape(-1, *P.shape[1:]))
+
+
+def _half_dft(t, L: int) -> np.ndarray:
+    r"""``(2, K + 1, L + 1)``: :math:`h_{\pm m}` (``sqrt2 cos``, ``sqrt2 sin``; 1, 0 at m = 0) at the azimuths 0..K."""
+    K = len(t.alpha) // 2
+    am = t.alpha[: K + 1, None] * np.arange(L + 1)[None, :]
+    T = np.stack([math.sqrt(2) * np.cos(am), math.sqrt(2) * np.sin(am)])
+    T[0, :, 0], T[1, :, 0] = 1.0, 0.0
+    return T
+
+
+def _sep_in(t, L: int, s: np.ndarray):
+    """To the half grid from degree ``L`` (coefficients scaled by ``s`` per degree): ``P (2M, n_beta, l)``, ``T``."""
+    return _signs(np.transpose(t.P[: L + 1, : L + 1] * s[None, :, None], (0, 2, 1))), _half_dft(t, L)
+
+
+def _sep_out(t, L: int, s: np.ndarray):
+    """Quadrature onto degree ``L`` (scaled by ``s``): ``W (2M, l, n_beta)``, ``To (2, M, K + 1)``."""
+    n_alpha = len(t.alpha)
+    K = n_alpha // 2
+    q = np.full(K + 1, 2 * (2 * math.pi / n_alpha))  # k > 0 stands for k and -k
+    q[0] = 2 * math.pi / n_alpha
+    W = _signs(t.P[: L + 1, : L + 1] * t.w[None, None, :] * s[None, :, None])
+    To = np.ascontiguousarray(np.transpose(_half_dft(t, L) * q[None, :, None], (0, 2, 1)))
+    return W, To
+
+
 def _grid_sep_tensors(L1, L2, Lo, normalization, device, dtype, azimuth):
     """Tables of the separable grid route, each with a leading ``(sign, |m|)`` axis of size ``2 (L + 1)``.
 
@@ -152,36 +184,17 @@ def _grid_sep_tensors(L1, L2, Lo, normalization, device, dtype, azimuth):
     def build():
         t = grid_tables(L1, L2, Lo)
         s1, s2, so = _scales(normalization, L1, L2, Lo)
-        n_alpha = len(t.alpha)
-        fft = azimuth == "fft"
-
-        def signs(P):  # (M, a, b) -> (2 M, a, b): the same block for +m and -m, zero for -0
-            P2 = np.stack([P, P])
-            P2[1, 0] = 0.0
-            return np.ascontiguousarray(P2.reshape(-1, *P.shape[1:]))
-
-        def to_grid(L, s):
-            P = t.P[: L + 1, : L + 1] * s[None, :, None]
-            if fft:  # the irfft doubles the m > 0 terms
-                P = P * np.where(np.arange(L + 1) > 0, 1 / math.sqrt(2), 1.0)[:, None, None]
-            return signs(np.transpose(P, (0, 2, 1)))  # (2M, n_beta, l)
-
-        c = np.where(np.arange(Lo + 1) > 0, 2 * math.sqrt(2) * math.pi, 2 * math.pi) if fft else np.ones(Lo + 1)
-        W = signs(t.P[: Lo + 1, : Lo + 1] * t.w[None, None, :] * c[:, None, None] * so[None, :, None])  # (2M, l, nb)
-        if fft:
-            return to_grid(L1, s1), to_grid(L2, s2), W
-        K = n_alpha // 2
-
-        def half_dft(L):  # (2, K+1, L+1): h_m at the azimuths a_0..a_K
-            am = t.alpha[: K + 1, None] * np.arange(L + 1)[None, :]
-            T = np.stack([math.sqrt(2) * np.cos(am), math.sqrt(2) * np.sin(am)])
-            T[0, :, 0], T[1, :, 0] = 1.0, 0.0
-            return T
-
-        q = np.full(K + 1, 2 * (2 * math.pi / n_alpha))
-        q[0] = 2 * math.pi / n_alpha
-        To = np.ascontiguousarray(np.transpose(half_dft(Lo) * q[None, :, None], (0, 2, 1)))  # (2, Mo, K+1)
-        return to_grid(L1, s1), to_grid(L2, s2), W, half_dft(L1), half_dft(L2), To
+        if azimuth == "dft":
+            (P1, T1), (P2, T2) = _sep_in(t, L1, s1), _sep_in(t, L2, s2)
+            W, To = _sep_out(t, Lo, so)
+            return P1, P2, W, T1, T2, To
+        # fft: the irfft doubles the m > 0 terms; the rfft's conjugate spectrum carries 2 pi (sqrt2 for m > 0)
+        half = np.where(np.arange(max(L1, L2) + 1) > 0, 1 / math.sqrt(2), 1.0)
+        P1 = _signs(np.transpose(t.P[: L1 + 1, : L1 + 1] * s1[None, :, None] * half[: L1 + 1, None, None], (0, 2, 1)))
+        P2 = _signs(np.transpose(t.P[: L2 + 1, : L2 + 1] * s2[None, :, None] * half[: L2 + 1, None, None], (0, 2, 1)))
+        c = np.where(np.arange(Lo + 1) > 0, 2 * math.sqrt(2) * math.pi, 2 * math.pi)
+        W = _signs(t.P[: Lo + 1, : Lo + 1] * t.w[None, None, :] * c[:, None, None] * so[None, :, None])
+        return P1, P2, W
 
     return _cached(("grid_sep", azimuth, L1, L2, Lo, normalization), build, device, dtype)
 
@@ -224,47 +237,113 @@ def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
     With :math:`E_k = \sum_m A_m \sqrt2\cos(m a_k)` and :math:`O_k = \sum_m A_{-m} \sqrt2\sin(m a_k)`
     the values are :math:`f(\pm a_k) = E_k \pm O_k`, so the product's symmetric and antisymmetric parts
     :math:`g(a_k) \pm g(-a_k) = 2 (E_1 E_2 + O_1 O_2),\ 2 (E_1 O_2 + O_1 E_2)` are all the cosine and sine
-    quadratures need: half the azimuths, no complex arithmetic. ``azimuth="fft"``: ``torch.fft`` over
-    the full circle (slower on CPU at these sizes: torch's small batched real FFTs).
+    quadratures need: half the azimuths, no complex arithmetic. Its backward is analytic
+    (:class:`_GridSepProduct`). ``azimuth="fft"``: ``torch.fft`` over the full circle (slower on CPU at
+    these sizes: torch's small batched real FFTs), differentiated by autograd.
     """
+    if azimuth == "dft":
+        return _GridSepProduct.apply(x1, x2, (L1, L2, Lo, normalization))
     i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
     _, n_alpha = grid_size(L1 + L2 + Lo)
     B, M = x1.shape[0], Lo + 1
-    tabs = _grid_sep_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype, azimuth)
-    P1, P2, W = tabs[:3]
+    P1, P2, W = _grid_sep_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype, azimuth)
 
-    if azimuth == "fft":
-        def to_grid(x, idx, P, T=None):  # -> values (B', n_beta, n_alpha) at the azimuths -alpha
-            A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B')
-            C = torch.view_as_complex(A.view(2, -1, *A.shape[1:]).permute(3, 2, 1, 0).contiguous())  # (B', nb, M)
-            return torch.fft.irfft(C, n=n_alpha, dim=-1, norm="forward")
+    def to_grid(x, idx, P):  # -> values (B', n_beta, n_alpha) at the azimuths -alpha
+        A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B')
+        C = torch.view_as_complex(A.view(2, -1, *A.shape[1:]).permute(3, 2, 1, 0).contiguous())  # (B', nb, M)
+        return torch.fft.irfft(C, n=n_alpha, dim=-1, norm="forward")
 
-        if L1 == L2:
-            f = to_grid(torch.cat([x1, x2]), i1, P1)
-            g = f[:B] * f[B:]
-        else:
-            g = to_grid(x1, i1, P1) * to_grid(x2, i2, P2)
-        H = torch.fft.rfft(g, dim=-1, norm="forward")[..., :M]  # (B, n_beta, M): conj of the true spectrum
-        Hh = torch.view_as_real(H).permute(3, 2, 1, 0).reshape(2 * M, -1, B)  # (Re, -Im) of the true spectrum
+    if L1 == L2:
+        f1, f2 = to_grid(torch.cat([x1, x2]), i1, P1).view(2, B, *P1.shape[1:2], n_alpha).unbind(0)
+        g = f1 * f2
     else:
-        def to_half(x, idx, P, T):  # -> (2 [E, O], K + 1, n_beta * B')
-            A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B'): a Legendre matmul per (sign, |m|)
-            return torch.bmm(T, A.view(2, T.shape[-1], -1))
+        g = to_grid(x1, i1, P1) * to_grid(x2, i2, P2)
+    H = torch.fft.rfft(g, dim=-1, norm="forward")[..., :M]  # (B, n_beta, M): conj of the true spectrum
+    Hh = torch.view_as_real(H).permute(3, 2, 1, 0).reshape(2 * M, -1, B)  # (Re, -Im) of the true spectrum
+    return _scatter_out(torch.bmm(W, Hh), oidx)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
 
-        T1, T2, To = tabs[3:]
-        K1 = T1.shape[1]
-        # unbind, not indexing: its backward is one stack, where select/slice backward zero-fill per piece
-        if L1 == L2:
-            f1, f2 = to_half(torch.cat([x1, x2]), i1, P1, T1).view(2, K1, -1, 2, B).unbind(-2)
-        else:
-            f1 = to_half(x1, i1, P1, T1).view(2, K1, -1, B)
-            f2 = to_half(x2, i2, P2, T2).view(2, K1, -1, B)
-        (E1, O1), (E2, O2) = f1.unbind(0), f2.unbind(0)
-        # (2, K+1, n_beta, B): (g(a) + g(-a)) / 2 and (g(a) - g(-a)) / 2
-        g = torch.stack([torch.addcmul(E1 * E2, O1, O2), torch.addcmul(E1 * O2, O1, E2)])
-        Hh = torch.bmm(To, g.view(2, g.shape[1], -1)).view(2 * M, -1, B)  # (2M, n_beta, B): azimuthal quadrature
-    out = torch.bmm(W, Hh)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
-    return _scatter_out(out, oidx)
+
+def _half_values(x: Tensor, idx: Tensor, P: Tensor, T: Tensor) -> Tensor:
+    """Coefficients ``(B, (L+1)**2)`` -> ``(2 [E, O], K + 1, n_beta, B)`` on the half circle of azimuths."""
+    A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B): a Legendre matmul per (sign, |m|)
+    return torch.bmm(T, A.view(2, T.shape[-1], -1)).view(2, T.shape[1], P.shape[1], x.shape[0])
+
+
+def _half_product(a: Tensor, b: Tensor) -> Tensor:
+    """``(E, O)`` pairs of two functions -> ``(g(a) + g(-a), g(a) - g(-a)) / 2`` of their product, stacked."""
+    (Ea, Oa), (Eb, Ob) = a.unbind(0), b.unbind(0)  # unbind: one stack in backward (slices zero-fill per piece)
+    return torch.stack([torch.addcmul(Ea * Eb, Oa, Ob), torch.addcmul(Ea * Ob, Oa, Eb)])
+
+
+def _half_project(g: Tensor, To: Tensor, W: Tensor, oidx: Tensor) -> Tensor:
+    """``(2, K + 1, n_beta, B)`` symmetric/antisymmetric parts -> ``(B, (L+1)**2)`` coefficients by quadrature."""
+    B = g.shape[-1]
+    Hh = torch.bmm(To, g.view(2, g.shape[1], -1)).view(W.shape[0], -1, B)  # (2M, n_beta, B): azimuthal quadrature
+    return _scatter_out(torch.bmm(W, Hh), oidx)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
+
+
+def _sep_values(x1, x2, i1, i2, P1, P2, T1, T2):
+    if x1.shape[1] == x2.shape[1]:  # one pass for both inputs
+        B = x1.shape[0]
+        f = _half_values(torch.cat([x1, x2]), i1, P1, T1)
+        return f.view(*f.shape[:3], 2, B).unbind(-2)
+    return _half_values(x1, i1, P1, T1), _half_values(x2, i2, P2, T2)
+
+
+class _GridSepProduct(torch.autograd.Function):
+    r"""The separable grid product with its analytic backward.
+
+    With :math:`h = \sum_i s^{out}_i\, \bar g_i Y_i` (the output gradient as a function on the grid), the
+    gradient with respect to ``x1`` is the projection of :math:`h f_2` onto degree ``L1`` (and the same for
+    ``x2``): one more transform to the grid and two projections, on the grid of the forward. The backward
+    is written in differentiable operations, and under ``create_graph`` recomputes the grid values from
+    the inputs, so double backward (forces) is exact too.
+    """
+
+    @staticmethod
+    def forward(ctx, x1, x2, sizes):
+        L1, L2, Lo, normalization = sizes
+        i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
+        P1, P2, W, T1, T2, To = _grid_sep_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype, "dft")
+        f1, f2 = _sep_values(x1, x2, i1, i2, P1, P2, T1, T2)
+        ctx.save_for_backward(x1, x2, f1, f2)
+        ctx.sizes = sizes
+        return _half_project(_half_product(f1, f2), To, W, oidx)
+
+    @staticmethod
+    def backward(ctx, go):
+        x1, x2, f1, f2 = ctx.saved_tensors
+        L1, L2, Lo, normalization = ctx.sizes
+        dev, dt = go.device, go.dtype
+        i1, i2, _ = _index_tensors(L1, L2, Lo, dev)
+        if torch.is_grad_enabled():  # double backward: grid values with their history
+            P1, P2, _, T1, T2, _ = _grid_sep_tensors(L1, L2, Lo, normalization, dev, dt, "dft")
+            f1, f2 = _sep_values(x1, x2, i1, i2, P1, P2, T1, T2)
+        Po, Too, W1, To1, W2, To2 = _grid_sep_bwd_tensors(L1, L2, Lo, normalization, dev, dt)
+        io, o1, o2 = _cached(("index_bwd", L1, L2, Lo), lambda: (_in_index(Lo), _out_index(L1), _out_index(L2)),
+                             dev, torch.int64)
+        h = _half_values(go.contiguous(), io, Po, Too)
+        g1 = _half_project(_half_product(h, f2), To1, W1, o1) if ctx.needs_input_grad[0] else None
+        g2 = _half_project(_half_product(h, f1), To2, W2, o2) if ctx.needs_input_grad[1] else None
+        return g1, g2, None
+
+
+def _grid_sep_bwd_tensors(L1, L2, Lo, normalization, device, dtype):
+    """Backward tables of :class:`_GridSepProduct`: the output degree as an input, the inputs' degrees as outputs.
+
+    ``Po, Too``: to the half grid from degree ``L_out`` (scaled like the output); ``W1, To1`` and ``W2, To2``:
+    quadrature projections onto degrees ``L1`` and ``L2`` (scaled like the inputs).
+    """
+
+    def build():
+        t = grid_tables(L1, L2, Lo)
+        s1, s2, so = _scales(normalization, L1, L2, Lo)
+        Po, Too = _sep_in(t, Lo, so)
+        W1, To1 = _sep_out(t, L1, s1)
+        W2, To2 = _sep_out(t, L2, s2)
+        return Po, Too, W1, To1, W2, To2
+
+    return _cached(("grid_sep_bwd", L1, L2, Lo, normalization), build, device, dtype)
 
 
 # ------------------------------------------------------------------------------------------- fourier

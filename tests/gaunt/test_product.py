@@ -189,11 +189,12 @@ def test_broadcasts_leading_axes_and_handles_empty_batches():
     assert gaunt_product(torch.randn(9), torch.randn(4)).shape == (16,)
 
 
-@pytest.mark.parametrize("impl", ["grid_dense", "grid_sep", "fourier"])
-def test_gradcheck_and_gradgradcheck(impl):
+@pytest.mark.parametrize("impl,n1,n2", [("grid_dense", 9, 4), ("grid_sep", 9, 4), ("grid_sep", 9, 9),
+                                        ("grid_sep_fft", 4, 4), ("fourier", 4, 4), ("fourier", 9, 1)])
+def test_gradcheck_and_gradgradcheck(impl, n1, n2):
     fn = IMPLS[impl]
-    x1 = torch.randn(1, 9, dtype=torch.float64, requires_grad=True)
-    x2 = torch.randn(1, 4, dtype=torch.float64, requires_grad=True)
+    x1 = torch.randn(1, n1, dtype=torch.float64, requires_grad=True)
+    x2 = torch.randn(1, n2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: fn(a, b, 2), (x1, x2))
     assert torch.autograd.gradgradcheck(lambda a, b: fn(a, b, 2), (x1, x2))
 

@@ -69,19 +69,6 @@ def test_spherical_harmonics_equal_mpmath_at_high_degree(l):
             assert abs(float(ref) - row[l * l + l + m]) < 1e-12
 
 
-def test_e3nn_alone_loses_float64_accuracy_where_the_recurrence_does_not():
-    # the reason for the recurrence: e3nn's alpha-beta harmonics at l = 24 are off the exact values
-    L = 24
-    n_beta, n_alpha = T.grid_size(2 * L)
-    x, _ = T.gauss_legendre(n_beta)
-    beta = torch.as_tensor(np.arccos(x))
-    alpha = torch.zeros_like(beta)
-    theirs = o3.spherical_harmonics_alpha_beta([L], alpha, beta, normalization="integral").numpy()
-    s = np.sqrt(1 - x * x)
-    ours = T.real_spherical_harmonics(L, np.stack([0 * x, x, s], -1))[:, L * L:]
-    assert np.abs(ours - theirs).max() > 1e-11  # e3nn's error, measured about 1e-9 here
-
-
 def test_theta_fourier_series_reproduces_the_legendre_functions_on_the_torus():
     L = 40
     G = T.theta_fourier(L)
