@@ -32,6 +32,30 @@ def _sh_irreps(lmax: int, mul: int = 1) -> o3.Irreps:
     return o3.Irreps([(mul, (l, (-1) ** l)) for l in range(lmax + 1)])
 
 
+def _gaunt_variance_weights(irreps_in, irreps_attr, irreps_out) -> Tensor:
+    r"""Initial output weights :math:`d_{l_3} = (\overline{\sum G^2})^{-1/2}` of a channel-mixed Gaunt product.
+
+    For inputs with i.i.d. unit-variance coefficients on every degree they hold, the coefficient
+    :math:`(l_3, m_3)` of the product has variance :math:`\sum_{l_1 m_1 l_2 m_2} (G^{l_3 m_3}_{l_1 m_1, l_2 m_2})^2`;
+    its mean over :math:`m_3` is computed exactly (the product of every pair of basis vectors, float64) and
+    ``d`` makes each output degree unit-variance, as e3nn's normalised Clebsch-Gordan products are at
+    initialisation. One weight per distinct output irrep (the order of ``GauntTensorProduct``'s ``weight_out``).
+    """
+    from ..gaunt import gaunt_product
+
+    def full(irreps):
+        ls = sorted({ir.l for _, ir in irreps})
+        mask = torch.tensor([float(l in ls) for l in range(ls[-1] + 1) for _ in range(2 * l + 1)], dtype=torch.float64)
+        return torch.diag(mask)[mask > 0]
+
+    out_irs = sorted({ir for _, ir in irreps_out}, key=lambda ir: (ir.l, ir.p))
+    lmax = out_irs[-1].l
+    a, b = full(irreps_in), full(irreps_attr)
+    z = gaunt_product(a[:, None, :], b[None, :, :], lmax)  # (n_in, n_attr, (lmax + 1)^2)
+    var = z.square().sum((0, 1))
+    return torch.tensor([float(var[ir.l ** 2:(ir.l + 1) ** 2].mean()) ** -0.5 for ir in out_irs], dtype=torch.float32)
+
+
 class SteerableProduct(nn.Module):
     r"""SEGNN's steerable linear layer: a learnable tensor product of features with a steerable attribute.
 
@@ -44,7 +68,10 @@ class SteerableProduct(nn.Module):
     channel mixing (:class:`equinets.gaunt.modules.GauntTensorProduct` with ``channel_mixing=True``): e3nn
     ``Linear`` layers map ``h`` and ``a`` onto ``channels`` spherical functions each, their pointwise
     product is taken channel by channel with per-degree weights (Luo et al. 2024, Sec. 3.3; research
-    note 1.7) and a ``Linear`` maps it to ``irreps_out``. With inputs, attributes and outputs of the
+    note 1.7) and a ``Linear`` maps it to ``irreps_out``; the per-degree output weights start at
+    :math:`(\overline{\sum G^2})^{-1/2}`, so that, like e3nn's normalised CG product, the product of
+    unit-variance inputs starts unit-variance per degree (with unit weights the network's initial output
+    is about five times larger than the CG network's on n-body). With inputs, attributes and outputs of the
     spherical-harmonic parity (``0e, 1o, 2e, ...``) both products hold exactly the paths with even
     :math:`l_1 + l_2 + l_3`, so they differ in how the paths are weighted and computed, not in which exist.
 
@@ -75,6 +102,9 @@ class SteerableProduct(nn.Module):
             u = check_int(channels, "channels", 1, allow_none=True) or max(m for m, _ in self.irreps_in)
             self.tp = GauntTensorProduct(self.irreps_in, self.irreps_attr, self.irreps_out, channel_mixing=True,
                                          channels=u, route=route, check_inputs=False)
+            with torch.no_grad():
+                self.tp.weight_out.copy_(_gaunt_variance_weights(self.irreps_in, self.irreps_attr, self.irreps_out)
+                                         .expand_as(self.tp.weight_out))
         else:
             self.tp = o3.FullyConnectedTensorProduct(self.irreps_in, self.irreps_attr, self.irreps_out)
         scalar = [sl for (mul, ir), sl in zip(self.irreps_out, self.irreps_out.slices()) if ir == o3.Irrep("0e")]

@@ -145,14 +145,45 @@ def test_configs_resolve_and_differ_only_in_the_product():
     assert g["eval_split"] == "val" and g["test_at_best"] and g["use_features"]
 
 
-def test_one_epoch_of_training_through_the_library_trainer(tmp_path):
-    from equinets.train.config import resolve_config
-    from equinets.train.loop import train
+def test_comparison_script_trains_both_products_one_epoch_through_the_library_trainer(tmp_path):
+    """kernels/nbody_segnn.py on a tiny set: both networks train one epoch through equinets.train.train (finite
+    test MSE at the best validation epoch), the step times are measured and the CSV is labelled a smoke run."""
+    import csv
+    import importlib.util
+    from pathlib import Path
 
-    sizes = "{num_train: 20, num_val: 20, num_test: 20, frame_in: 1, frame_out: 2}"
-    cfg = resolve_config("nbody-segnn-gaunt", ["epochs=1", "batch_size=10", "eval_batch_size=20",
-                                               "model_kwargs={hidden_channels: 4, num_layers: 1}",
-                                               f"data_root={tmp_path}", f"dataset_kwargs={sizes}"])
-    metrics = train(cfg, tmp_path / "run", progress=False)
-    assert torch.isfinite(torch.tensor(metrics["mse"])) and metrics["mse"] > 0
-    assert torch.isfinite(torch.tensor(metrics["test_mse"]))
+    path = Path(__file__).resolve().parents[2] / "kernels" / "nbody_segnn.py"
+    spec = importlib.util.spec_from_file_location("nbody_segnn", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    threads = torch.get_num_threads()
+    try:
+        rows = script.main(["--epochs", "1", "--num-train", "20", "--num-val", "20", "--num-test", "20",
+                            "--batch-size", "10", "--hidden", "2", "--layers", "1", "--timing-repeats", "1",
+                            "--root", str(tmp_path / "data"), "--run-dir", str(tmp_path / "runs"),
+                            "--out", str(tmp_path / "out.csv")])
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["product"] for r in rows] == ["gaunt", "cg"]
+    for r in rows:
+        assert r["kind"] == "smoke" and r["best_epoch"] == 1
+        assert 0 < r["test_mse"] < float("inf") and r["step_ms"] > 0 and r["train_step_ms"] > 0
+    assert rows[0]["step_ratio_gaunt_cg"] == round(rows[0]["step_ms"] / rows[1]["step_ms"], 4)
+    written = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert [w["model"] for w in written] == ["segnn_gaunt", "segnn_cg"] and float(written[1]["test_mse"]) > 0
+    assert (tmp_path / "runs" / "gaunt" / "best.pt").exists() and (tmp_path / "runs" / "cg" / "best.pt").exists()
+
+
+def test_gaunt_products_start_unit_variance_per_output_degree():
+    """The initial output weights of the Gaunt SteerableProduct are (mean over m3 of sum G^2)^(-1/2) per output
+    degree, against the independent dense reference tensor c(l1,l2,l3) * wigner_3j."""
+    from equinets.gaunt.reference import gaunt_tensor
+    from equinets.nn.segnn import _gaunt_variance_weights
+
+    G = gaunt_tensor(2, 1, 2).double()  # (9, 4, 9): input degrees 0..2, attribute 0..1, output 0..2
+    var = G.square().sum((0, 1))
+    want = torch.stack([var[l * l:(l + 1) ** 2].mean() ** -0.5 for l in range(3)]).float()
+    got = _gaunt_variance_weights(o3.Irreps("3x0e + 3x1o + 3x2e"), o3.Irreps("0e + 1o"), o3.Irreps("2x0e + 3x2e + 1o"))
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    tp = SteerableProduct("3x0e + 3x1o + 3x2e", "0e + 1o", "2x0e + 3x2e + 1o", product="gaunt")
+    torch.testing.assert_close(tp.tp.weight_out.detach(), want.expand(3, 3))
