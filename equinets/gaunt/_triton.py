@@ -50,8 +50,8 @@ The dense tables grow as ``L^4``: this route is for the small and moderate degre
 Devices: CUDA tensors on a machine with triton; CPU tensors only under the Triton interpreter
 (``TRITON_INTERPRET=1``), which is how the tests run. **GPU timings are pending**: this module was
 written and tested in a session without a GPU: the interpreter ran the kernels, and Triton's
-bundled ptxas compiled them ahead of time for sm_80 and sm_90 (shared memory at most 100 KB up to
-L = 10 with the tile sizes of :func:`_config`), but nothing was timed on a device.
+bundled ptxas compiled them ahead of time for sm_80 and sm_90 (no register spills, at most 84 KB of
+shared memory at L = 6 with the tile sizes of :func:`_config`), but nothing was run or timed on a device.
 """
 
 from __future__ import annotations
@@ -201,21 +201,25 @@ def _pad(n: int) -> int:
     return max(16, 1 << max(0, n - 1).bit_length())
 
 
-# Block sizes (not tuned on a GPU: none was available when this was written). Chosen so that both kernels
-# compile for NVIDIA sm_80 and sm_90 with Triton's bundled ptxas within 100 KB of shared memory up to
-# L = 10 (inputs of 121 coefficients, padded to 128), checked by compiling ahead of time without a GPU:
-# float64 tiles are half as wide in the grid and output axes. The fused backward keeps both input
-# gradients as (BLOCK_B, pad(N)) accumulators, so above 128 coefficients (L > 10) it is replaced by two
-# forward-kernel products (the create_graph composition of _Trilinear.backward).
+# Tile sizes: not tuned on a GPU (none was available when this was written), but checked by compiling
+# ahead of time for NVIDIA sm_80 / sm_90 with Triton's bundled ptxas and reading the cubin's resource
+# usage (cuobjdump): at L = 6 -> 12, no register spills and at most 84 KB of shared memory for either
+# kernel and dtype on both (forward 58 / 84 KB, 114-122 / 176-182 registers in float32 / float64;
+# backward 26 / 24 KB, 228-237 / 210-230 registers). The forward holds the whole output row up to
+# 256 columns (L_out <= 15), so the values on the grid are computed once per row tile. The fused
+# backward keeps both input gradients as (BLOCK_B, pad(N)) accumulators, so above 128 input
+# coefficients (L > 10) it is replaced by two forward-kernel products (the create_graph composition
+# of _Trilinear.backward).
 _FUSED_BACKWARD_MAX = 128
 
 
-def _config(dtype: torch.dtype, NA: int, NB: int, NO: int) -> dict:
-    """Tile sizes and launch options of both kernels for these sizes (powers of two, all ``>= 16``)."""
+def _config(kind: str, dtype: torch.dtype, NA: int, NB: int, NO: int) -> dict:
+    """Tile sizes (powers of two, all ``>= 16``) and launch options of the ``"forward"`` or ``"backward"`` kernel."""
     f64 = dtype == torch.float64
-    return dict(BLOCK_B=32, NA_P=_pad(NA), NB_P=_pad(NB), BLOCK_G=16 if f64 else 32,
-                BLOCK_O=min(_pad(NO), 32 if f64 else 64), BLOCK_K=min(_pad(NO), 32 if f64 else 64),
-                num_warps=4, num_stages=2)
+    c = dict(NA_P=_pad(NA), NB_P=_pad(NB), num_warps=8, num_stages=2)
+    if kind == "forward":
+        return dict(c, BLOCK_B=32 if f64 else 16, BLOCK_G=16 if f64 else 32, BLOCK_O=min(_pad(NO), 256))
+    return dict(c, BLOCK_B=16 if f64 else 32, BLOCK_G=16, BLOCK_K=min(_pad(NO), 32))
 
 
 def _trilinear(a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: Tensor) -> Tensor:
@@ -226,8 +230,7 @@ def _trilinear(a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: Tensor) -> Tensor:
     out = torch.empty(n_rows, NO, device=a.device, dtype=a.dtype)
     if n_rows == 0:
         return out
-    c = _config(a.dtype, NA, NB, NO)
-    c.pop("BLOCK_K")
+    c = _config("forward", a.dtype, NA, NB, NO)
     grid = (triton.cdiv(n_rows, c["BLOCK_B"]), triton.cdiv(NO, c["BLOCK_O"]))
     fwd[grid](a, b, P, Q, R, out, n_rows, NA, NB, G, NO, *a.stride(), *b.stride(), *P.stride(), *Q.stride(),
               *R.stride(), *out.stride(), **c)
@@ -242,8 +245,7 @@ def _trilinear_grads(g: Tensor, a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: T
     ga = torch.empty_like(a, memory_format=torch.contiguous_format) if need_a else a.new_empty(1, 1)
     gb = torch.empty_like(b, memory_format=torch.contiguous_format) if need_b else b.new_empty(1, 1)
     if n_rows:
-        c = _config(a.dtype, NA, NB, NO)
-        c.pop("BLOCK_O")
+        c = _config("backward", a.dtype, NA, NB, NO)
         grid = (triton.cdiv(n_rows, c["BLOCK_B"]),)
         bwd[grid](g, a, b, P, Q, R, ga, gb, n_rows, NA, NB, G, NO, *g.stride(), *a.stride(), *b.stride(),
                   *P.stride(), *Q.stride(), *R.stride(), *ga.stride(), *gb.stride(), NEED_A=need_a, NEED_B=need_b, **c)

@@ -162,22 +162,27 @@ def test_large_inputs_use_two_forward_products_for_the_gradient():
 
 
 _COMPILE_AHEAD = r"""
-import json, sys, torch, triton
+import json, os, re, subprocess, sys, tempfile, torch, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from equinets.gaunt import _triton as T
 
 cap, out = int(sys.argv[1]), {}
+cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+cubin = os.path.join(tempfile.mkdtemp(), "k.cubin")
 _, fwd, bwd = T._kernels(False)
 for dtype, tdt in (("fp32", torch.float32), ("fp64", torch.float64)):
-    c = T._config(tdt, 49, 49, 169)  # L = 6 -> 12
-    opts = {k: c.pop(k) for k in ("num_warps", "num_stages")}
-    cf = {k: v for k, v in c.items() if k != "BLOCK_K"}
-    cb = {k: v for k, v in c.items() if k != "BLOCK_O"} | {"NEED_A": True, "NEED_B": True}
-    for name, kernel, cons in (("forward", fwd, cf), ("backward", bwd, cb)):
+    for name, kernel in (("forward", fwd), ("backward", bwd)):
+        cons = T._config(name, tdt, 49, 49, 169)  # L = 6 -> 12
+        opts = {k: cons.pop(k) for k in ("num_warps", "num_stages")}
+        if name == "backward":
+            cons |= {"NEED_A": True, "NEED_B": True}
         sig = {n: ("constexpr" if n in cons else ("*" + dtype if n.endswith("_ptr") else "i32")) for n in kernel.arg_names}
         k = triton.compile(ASTSource(kernel, sig, cons), target=GPUTarget("cuda", cap, 32), options=opts)
-        out[f"{name}-{dtype}"] = [k.metadata.shared, "mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64" in k.asm["ptx"]]
+        open(cubin, "wb").write(k.asm["cubin"])
+        use = subprocess.run([cuobjdump, "--dump-resource-usage", cubin], capture_output=True, text=True).stdout
+        out[f"{name}-{dtype}"] = [k.metadata.shared, "mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64" in k.asm["ptx"],
+                                  int(re.findall(r"STACK:(\d+)", use)[0])]
 print(json.dumps(out))
 """
 
@@ -185,8 +190,9 @@ print(json.dumps(out))
 @pytest.mark.slow
 @pytest.mark.parametrize("cap", [80, 90])
 def test_kernels_compile_for_nvidia_gpus_within_shared_memory(cap, request):
-    """Without a GPU: the compiled (not interpreted) kernels at L = 6 build for sm_80 / sm_90 with Triton's bundled
-    ptxas, fit in 100 KB of shared memory, and float64 lowers to the double-precision MMA (no fallback needed).
+    """Without a GPU: the compiled (not interpreted) kernels at L = 6 build for sm_80 / sm_90 with Triton's
+    bundled ptxas, fit in 100 KB of shared memory without register spills (cuobjdump's resource usage), and
+    float64 lowers to the double-precision MMA (no fallback needed).
 
     In a fresh process: triton imported under the interpreter cannot compile for a GPU. About 15 s from a cold
     Triton cache, so opt-in (``-m slow``) as the marker says.
@@ -204,6 +210,7 @@ def test_kernels_compile_for_nvidia_gpus_within_shared_memory(cap, request):
     assert run.returncode == 0, run.stderr[-2000:]
     res = json.loads(run.stdout.strip().splitlines()[-1])
     assert len(res) == 4
-    for name, (shared, f64_mma) in res.items():
+    for name, (shared, f64_mma, stack) in res.items():
         assert shared <= 100 * 1024, (name, shared)
         assert f64_mma == name.endswith("fp64"), name
+        assert stack == 0, (name, "register spills", stack)
