@@ -167,13 +167,24 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="CSV, summary and plot")
     ap.add_argument("--run-dir", type=Path, default=None,
                     help="the trainer's run directory (default: runs/nbody-fa-gnn, made unique)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="do not train: write the CSV, summary and plot of the finished run in --run-dir (e.g. one "
+                         "made by `equinets train --config nbody-fa-gnn ...` with the same flags as overrides)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     cfg = resolve_config("nbody-fa-gnn", overrides_from_args(args))  # every flag checked before any data
-    run_dir = args.run_dir or _default_out(cfg["name"])
-    print(f"training with the library trainer into {run_dir}")
-    best_metrics = train(cfg, run_dir)
+    if args.report_only:
+        if args.run_dir is None:
+            ap.error("--report-only needs --run-dir, the finished run to report")
+        run_dir = args.run_dir
+        state = load_checkpoint(run_dir / "last.pt")
+        best_metrics = {"best_epoch": state["best_epoch"]}
+        print(f"reporting the run in {run_dir} (epoch {state['epoch']}, best validation epoch {state['best_epoch']})")
+    else:
+        run_dir = args.run_dir or _default_out(cfg["name"])
+        print(f"training with the library trainer into {run_dir}")
+        best_metrics = train(cfg, run_dir)
 
     sizes = {"num_train": args.num_train, "num_val": args.num_val, "num_test": args.num_test}
     train_ds, test_ds = NBody(args.root, "train", **sizes), NBody(args.root, "test", **sizes)

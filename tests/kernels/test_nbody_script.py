@@ -53,3 +53,9 @@ def test_nbody_script_reports_test_mse_at_the_best_validation_epoch(tmp_path):
     const = float(summary["constant_velocity (closed form)"]["test_mse"])
     assert math.isfinite(const) and 0 < const < zero
     assert (out / "nbody_fa_gnn.png").stat().st_size > 1000
+    # --report-only re-reads the finished run (as made by `equinets train --config nbody-fa-gnn ...`): same rows
+    again = tmp_path / "again"
+    proc = subprocess.run([*cmd[:cmd.index("--out")], "--out", str(again), *cmd[cmd.index("--out") + 2:], "--report-only"],
+                          capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (again / "nbody_fa_gnn.csv").read_text() == (out / "nbody_fa_gnn.csv").read_text()
