@@ -43,6 +43,7 @@ def _inputs(L1, L2, rows=5, dtype=torch.float64, seed=0, grad=False):
 
 
 def _rel(a, b):
+    a, b = a.detach(), b.detach()
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
 
@@ -225,6 +226,23 @@ def test_kernels_compile_for_nvidia_gpus_within_shared_memory(cap, request):
         assert shared <= 100 * 1024, (name, shared)
         assert f64_mma == name.endswith("fp64"), name
         assert stack == 0, (name, "register spills", stack)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (compiled, not interpreted, kernels)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_kernels_on_cuda(dtype, monkeypatch):
+    """On a GPU: the compiled kernels at L = 6 -> 12 (4100 rows: many row blocks) against the torch grid route."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    x1, x2 = (t.cuda().requires_grad_() for t in _inputs(6, 6, rows=4100, dtype=dtype))
+    out = T.gaunt_product_triton(x1, x2)
+    ref = gaunt_product(x1, x2, route="grid")
+    assert _rel(out, ref) < TOL[dtype]
+    go = torch.randn_like(out)
+    for u, v in zip(torch.autograd.grad(out, (x1, x2), go), torch.autograd.grad(ref, (x1, x2), go)):
+        assert _rel(u, v) < TOL[dtype]
+    if dtype == torch.float64:
+        a, b = (t.detach()[:2, :9].clone().requires_grad_() for t in (x1, x2))
+        assert torch.autograd.gradgradcheck(lambda p, q: T.gaunt_product_triton(p, q, 3), (a, b))
 
 
 @pytest.mark.xfail(strict=True, raises=NotImplementedError,
