@@ -13,7 +13,6 @@
 
 from . import tables
 from .functional import NORMALIZATIONS, ROUTES, gaunt_product, gaunt_product_all_parities, sh_irreps
-
 from .modules import GauntConv, GauntManyBody, GauntTensorProduct
 from .reference import e3nn_gaunt_tensor_product, gaunt_tensor, reference_gaunt_product
 

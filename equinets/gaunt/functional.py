@@ -407,16 +407,6 @@ def _auto(device: torch.device, D: int) -> str:
     return "grid"
 
 
-def _triton_unavailable():
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        raise ImportError("route='triton' needs triton: install equinets with the 'gpu' extra "
-                          "(pip install 'equinets[gpu]')") from None
-    raise NotImplementedError("route='triton' (the fused Triton kernels) is not implemented yet; "
-                              "use route='grid', 'fourier' or 'auto'")
-
-
 def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normalization: str = "component",
                   route: str = "auto") -> Tensor:
     r"""The Gaunt tensor product: the coefficients of the pointwise product of two spherical functions.
@@ -452,7 +442,9 @@ def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normal
     * ``"fourier"``: the paper's route: the sparse change of basis to the 2D Fourier basis (sh2f),
       the 2D convolution of the two spectra by ``torch.fft`` (zero-padded inverse real FFTs to the torus,
       product, real FFT), and the closed-form back-projection (f2sh);
-    * ``"triton"``: fused kernels (not available yet: raises);
+    * ``"triton"``: one fused Triton kernel per product (to the grid by ``tl.dot``, product, quadrature back;
+      :mod:`equinets.gaunt._triton`), CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``; needs the
+      ``gpu`` extra (triton);
     * ``"auto"``: the faster torch route by the thresholds in :mod:`equinets.gaunt._thresholds`.
 
     Args:
@@ -489,7 +481,9 @@ def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normal
     """
     L1, L2, Lo, batch = _check(x1, x2, lmax_out, normalization, route)
     if route == "triton":
-        _triton_unavailable()
+        from . import _triton
+
+        return _triton.route(x1, x2, L1, L2, Lo, batch, normalization)
     D = L1 + L2 + Lo
     if route == "auto":
         route = _auto(x1.device, D)

@@ -245,9 +245,6 @@ def test_compiled_kernels_on_cuda(dtype, monkeypatch):
         assert torch.autograd.gradgradcheck(lambda p, q: T.gaunt_product_triton(p, q, 3), (a, b))
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="functional.gaunt_product wires route='triton' to _triton.route (the lead applies it); "
-                          "strict: once wired this passes and the marker must go")
 def test_gaunt_product_route_triton_is_this_route():
     x1, x2 = _inputs(2, 2)
     out = gaunt_product(x1, x2, 3, normalization="integral", route="triton")
