@@ -118,6 +118,20 @@ def _mid_irreps(irreps: o3.Irreps, channels: int) -> o3.Irreps:
     return o3.Irreps([(channels, ir) for ir in seen])
 
 
+def _mixing_width(channel_mixing: bool, channels, *irreps: o3.Irreps) -> int | None:
+    """The channel count of the e3nn ``Linear`` mixing around the product (``None`` without mixing).
+
+    ``channels=None`` with mixing takes the largest input multiplicity; ``channels`` without mixing is an error.
+    """
+    if channel_mixing:
+        u = check_int(channels, "channels", 1, allow_none=True)
+        return u if u is not None else max(m for ir in irreps for m, _ in ir)
+    if channels is not None:
+        raise ValueError("channels is only used with channel_mixing=True (the channel-wise product keeps the "
+                         f"inputs' multiplicity), got channels={channels!r}")
+    return None
+
+
 Blocks = tuple | None  # static layout maps (plain ints: nothing for torch.compile to guard beyond them)
 
 
@@ -301,16 +315,9 @@ class GauntTensorProduct(nn.Module):
         self.normalization = check_choice(normalization, "normalization", NORMALIZATIONS)
         self.route = _route(route)
         self.check_inputs = bool(check_inputs)
-        if channel_mixing:
-            u = check_int(channels, "channels", 1, allow_none=True)
-            if u is None:
-                u = max(m for m, _ in (*self.irreps_in1, *self.irreps_in2))
-            mid1, mid2 = _mid_irreps(self.irreps_in1, u), _mid_irreps(self.irreps_in2, u)
-        else:
-            if channels is not None:
-                raise ValueError("channels is only used with channel_mixing=True (the channel-wise product keeps the "
-                                 f"inputs' multiplicity), got channels={channels!r}")
-            mid1, mid2 = self.irreps_in1, self.irreps_in2
+        u = _mixing_width(channel_mixing, channels, self.irreps_in1, self.irreps_in2)
+        mid1, mid2 = (_mid_irreps(self.irreps_in1, u), _mid_irreps(self.irreps_in2, u)) if u else \
+            (self.irreps_in1, self.irreps_in2)
         s1 = _signal(mid1, "irreps_in1")
         s2 = _signal(mid2, "irreps_in2", s1.mul, of="the multiplicity of irreps_in1")
         u = self.channels = s1.mul
@@ -446,14 +453,8 @@ class GauntConv(nn.Module):
             raise ValueError(f"irreps_sh must be spherical harmonics of the edge direction: multiplicity 1 and parity "
                              f"(-1)^l (0e + 1o + 2e + ...), got {self.irreps_sh}")
         _check_lmax(sh.lmax, "irreps_sh", "e3nn's o3.spherical_harmonics", E3NN_SH_LMAX)
-        if channel_mixing:
-            u = check_int(channels, "channels", 1, allow_none=True) or max(m for m, _ in self.irreps_node)
-            mid_in = _mid_irreps(self.irreps_node, u)
-        else:
-            if channels is not None:
-                raise ValueError("channels is only used with channel_mixing=True (the channel-wise product keeps the "
-                                 f"inputs' multiplicity), got channels={channels!r}")
-            mid_in = self.irreps_node
+        u = _mixing_width(channel_mixing, channels, self.irreps_node)
+        mid_in = _mid_irreps(self.irreps_node, u) if u else self.irreps_node
         sx = _signal(mid_in, "irreps_node")
         u = self.channels = sx.mul
         p_out = sx.p_val
@@ -596,14 +597,8 @@ class GauntManyBody(nn.Module):
         self.normalization = check_choice(normalization, "normalization", NORMALIZATIONS)
         self.route = _route(route)
         self.check_inputs = bool(check_inputs)
-        if channel_mixing:
-            u = check_int(channels, "channels", 1, allow_none=True) or max(m for m, _ in self.irreps_in)
-            mid_in = _mid_irreps(self.irreps_in, u)
-        else:
-            if channels is not None:
-                raise ValueError("channels is only used with channel_mixing=True (the channel-wise product keeps the "
-                                 f"inputs' multiplicity), got channels={channels!r}")
-            mid_in = self.irreps_in
+        u = _mixing_width(channel_mixing, channels, self.irreps_in)
+        mid_in = _mid_irreps(self.irreps_in, u) if u else self.irreps_in
         s = _signal(mid_in, "irreps_in")
         u = self.channels = s.mul
         Lout_req = max(ir.l for _, ir in self.irreps_out)
