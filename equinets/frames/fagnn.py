@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import as_points, check_channels, check_choice, check_dtype, check_int, restore_layout
+from ..nn._base import check_particle_model
 from ..nn.graph_ops import fold_graph, full_graph
 from ..nn.message_passing import AGGRS, aggregate
 from .pca import Frames, check_frame_options, frame_pairs, pca_frames
@@ -208,22 +209,13 @@ class FAGNN(nn.Module):
         num_angles: int = 4,
     ) -> None:
         super().__init__()
-        in_channels = check_int(in_channels, "in_channels", 0)
-        out_channels = check_int(out_channels, "out_channels", 1)
+        in_channels, out_channels, num_vectors = check_particle_model("FAGNN", in_channels, out_channels, task,
+                                                                      num_vectors)
         hidden_channels = check_int(hidden_channels, "hidden_channels", 3)
         num_layers = check_int(num_layers, "num_layers", 1)
-        if task != "seg":
-            raise ValueError(f"FAGNN predicts one output per particle: task must be 'seg', got {task!r}")
-        if out_channels % 3:
-            raise ValueError(f"out_channels must be a multiple of 3 (vector outputs), got {out_channels}")
         if hidden_channels % 3:
             raise ValueError(f"hidden_channels must be a multiple of 3 (read as hidden_channels / 3 latent vectors), "
                              f"got {hidden_channels}")
-        if num_vectors is None:
-            num_vectors = 1 if in_channels >= 3 else 0
-        if check_int(num_vectors, "num_vectors", 0) * 3 > in_channels:
-            raise ValueError(f"num_vectors must be an integer with 0 <= 3 * num_vectors <= in_channels = {in_channels}, "
-                             f"got {num_vectors!r}")
         check_choice(reframe, "reframe", REFRAME)
         check_choice(aggr, "aggr", AGGRS)
         check_frame_options(group, tol, degenerate, num_angles)

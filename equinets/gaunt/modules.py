@@ -186,23 +186,27 @@ def _reach(degrees1, degrees2, lmax: int) -> set[int]:
             if (l1 + l2 + l3) % 2 == 0}
 
 
-def _plan_out(irreps_out: o3.Irreps, allowed: set, name: str, why: str, mul: int | None) -> None:
-    """Refuse irreps_out entries no Gaunt path produces (naming them), and in channel-wise mode bad multiplicities."""
+def _plan_out(irreps_out: o3.Irreps, allowed: set, name: str, why: str, channel_mixing: bool, mul: int) -> o3.Irreps:
+    """The irreps the product itself must give for ``irreps_out`` (``mul x ir`` per irrep with mixing, else
+    ``irreps_out``); refuses entries no Gaunt path produces (naming them), and in channel-wise mode bad
+    multiplicities."""
     bad = [str(ir) for _, ir in irreps_out if ir not in allowed]
     if bad:
         ok = " + ".join(str(ir) for ir in sorted(allowed, key=lambda ir: (ir.l, ir.p))) or "nothing"
         raise ValueError(f"{name} has entries that no Gaunt product of these inputs produces: {', '.join(bad)} "
                          f"({why}; reachable: {ok}). Gaunt products hold only paths with even l1+l2+l3")
-    if mul is not None:
-        muls = sorted({m for m, _ in irreps_out})
-        if muls != [mul]:
-            raise ValueError(f"{name} must have multiplicity {mul} (the channels of the inputs) on every irrep in "
-                             f"channel-wise mode, got {irreps_out}; use channel_mixing=True to mix channels")
-        irs = [ir for _, ir in irreps_out]
-        if len(set(irs)) != len(irs):
-            dup = sorted({str(ir) for ir in irs if irs.count(ir) > 1})
-            raise ValueError(f"{name} lists {', '.join(dup)} more than once ({irreps_out}); in channel-wise mode each "
-                             f"irrep of the product appears once (irreps_out.simplify(), or channel_mixing=True)")
+    if channel_mixing:
+        return _mid_irreps(irreps_out, mul)
+    muls = sorted({m for m, _ in irreps_out})
+    if muls != [mul]:
+        raise ValueError(f"{name} must have multiplicity {mul} (the channels of the inputs) on every irrep in "
+                         f"channel-wise mode, got {irreps_out}; use channel_mixing=True to mix channels")
+    irs = [ir for _, ir in irreps_out]
+    if len(set(irs)) != len(irs):
+        dup = sorted({str(ir) for ir in irs if irs.count(ir) > 1})
+        raise ValueError(f"{name} lists {', '.join(dup)} more than once ({irreps_out}); in channel-wise mode each "
+                         f"irrep of the product appears once (irreps_out.simplify(), or channel_mixing=True)")
+    return irreps_out
 
 
 def _check_input(module: nn.Module, x, name: str, spec: tuple[int, str]) -> None:
@@ -326,8 +330,7 @@ class GauntTensorProduct(nn.Module):
         allowed = {o3.Irrep(l, p_out * (-1) ** l) for l in reach}
         why = (f"inputs of degrees {list(s1.degrees)} (p_val={s1.p_val:+d}) and {list(s2.degrees)} "
                f"(p_val={s2.p_val:+d}) give irreps l with parity {p_out:+d}*(-1)^l")
-        _plan_out(self.irreps_out, allowed, "irreps_out", why, None if channel_mixing else u)
-        mid_out = _mid_irreps(self.irreps_out, u) if channel_mixing else self.irreps_out
+        mid_out = _plan_out(self.irreps_out, allowed, "irreps_out", why, channel_mixing, u)
         self.lmax_out = max(ir.l for _, ir in mid_out)
         self.p_val1, self.p_val2, self.p_val_out = s1.p_val, s2.p_val, p_out
         self.lin1 = o3.Linear(self.irreps_in1, mid1) if channel_mixing else None
@@ -462,8 +465,7 @@ class GauntConv(nn.Module):
         allowed = {o3.Irrep(l, p_out * (-1) ** l) for l in reach}
         why = (f"node features of degrees {list(sx.degrees)} (p_val={sx.p_val:+d}) times harmonics of degrees "
                f"{list(sh.degrees)} give irreps l with parity {p_out:+d}*(-1)^l")
-        _plan_out(self.irreps_out, allowed, "irreps_out", why, None if channel_mixing else u)
-        mid_out = _mid_irreps(self.irreps_out, u) if channel_mixing else self.irreps_out
+        mid_out = _plan_out(self.irreps_out, allowed, "irreps_out", why, channel_mixing, u)
         self.lmax_out = max(ir.l for _, ir in mid_out)
         self.lin_in = o3.Linear(self.irreps_node, mid_in) if channel_mixing else None
         self.lin_out = o3.Linear(mid_out, self.irreps_out) if channel_mixing else None
@@ -614,8 +616,7 @@ class GauntManyBody(nn.Module):
         allowed = {o3.Irrep(l, s.p_val ** k * (-1) ** l) for k, R in enumerate(reach, 1) for l in R}
         why = (f"powers 1..{nu} of a signal of degrees {list(s.degrees)} (p_val={s.p_val:+d}) give irreps l with "
                f"parity p_val^k*(-1)^l")
-        _plan_out(self.irreps_out, allowed, "irreps_out", why, None if channel_mixing else u)
-        mid_out = _mid_irreps(self.irreps_out, u) if channel_mixing else self.irreps_out
+        mid_out = _plan_out(self.irreps_out, allowed, "irreps_out", why, channel_mixing, u)
         self.lmax_out = max(ir.l for _, ir in mid_out)
         self.p_val = s.p_val
         mask = torch.tensor([[float(ir.l in reach[k - 1] and ir.p == s.p_val ** k * (-1) ** ir.l) for _, ir in mid_out]

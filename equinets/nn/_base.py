@@ -18,7 +18,7 @@ from .._checks import (
     restore_layout,
 )
 
-__all__ = ["PointBackbone", "mlp_layers", "check_widths", "TASKS"]
+__all__ = ["PointBackbone", "mlp_layers", "check_widths", "check_particle_model", "TASKS"]
 
 #: the task vocabulary of every model of equinets: one row per cloud (graph), or one row per point (node)
 TASKS = ("cls", "seg")
@@ -44,6 +44,34 @@ def mlp_layers(
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return layers
+
+
+def check_particle_model(model: str, in_channels, out_channels, task, num_vectors) -> tuple[int, int, int]:
+    """The contract of the particle (n-body) models ``FAGNN`` and ``SEGNN``: validated ``(in_channels,
+    out_channels, num_vectors)``.
+
+    ``x`` holds ``num_vectors`` 3-vectors (velocities...) then scalars (charges...); ``num_vectors=None`` means
+    one vector when ``in_channels >= 3``. Outputs are per particle (``task="seg"``) and are 3-vectors.
+
+    >>> check_particle_model("FAGNN", 4, 3, "seg", None)
+    (4, 3, 1)
+    >>> check_particle_model("FAGNN", 4, 4, "seg", None)
+    Traceback (most recent call last):
+    ...
+    ValueError: out_channels must be a multiple of 3 (vector outputs, 1o), got 4
+    """
+    in_channels = check_int(in_channels, "in_channels", 0)
+    out_channels = check_int(out_channels, "out_channels", 1)
+    if task != "seg":
+        raise ValueError(f"{model} predicts one output per particle: task must be 'seg', got {task!r}")
+    if out_channels % 3:
+        raise ValueError(f"out_channels must be a multiple of 3 (vector outputs, 1o), got {out_channels}")
+    if num_vectors is None:
+        num_vectors = 1 if in_channels >= 3 else 0
+    if check_int(num_vectors, "num_vectors", 0) * 3 > in_channels:
+        raise ValueError(f"num_vectors must be an integer with 0 <= 3 * num_vectors <= in_channels = {in_channels}, "
+                         f"got {num_vectors!r}")
+    return in_channels, out_channels, num_vectors
 
 
 def check_widths(value, name: str) -> tuple[int, ...]:

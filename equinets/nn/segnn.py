@@ -18,6 +18,7 @@ from e3nn import o3
 from torch import Tensor, nn
 
 from .._checks import as_points, check_channels, check_choice, check_dtype, check_edge_index, check_int, restore_layout
+from ._base import check_particle_model
 from .graph_ops import full_graph
 from .message_passing import AGGRS, aggregate
 
@@ -306,22 +307,13 @@ class SEGNN(nn.Module):
         route: str = "auto",
     ) -> None:
         super().__init__()
-        in_channels = check_int(in_channels, "in_channels", 0)
-        out_channels = check_int(out_channels, "out_channels", 1)
+        in_channels, out_channels, num_vectors = check_particle_model("SEGNN", in_channels, out_channels, task,
+                                                                      num_vectors)
         H = check_int(hidden_channels, "hidden_channels", 1)
         lmax = check_int(lmax, "lmax", 1)
         lmax_attr = lmax if lmax_attr is None else check_int(lmax_attr, "lmax_attr", 1)
         num_layers = check_int(num_layers, "num_layers", 1)
         product = check_choice(self._default_product if product is None else product, "product", PRODUCTS)
-        if task != "seg":
-            raise ValueError(f"SEGNN predicts one output per particle: task must be 'seg', got {task!r}")
-        if out_channels % 3:
-            raise ValueError(f"out_channels must be a multiple of 3 (vector outputs, 1o), got {out_channels}")
-        if num_vectors is None:
-            num_vectors = 1 if in_channels >= 3 else 0
-        if check_int(num_vectors, "num_vectors", 0) * 3 > in_channels:
-            raise ValueError(f"num_vectors must be an integer with 0 <= 3 * num_vectors <= in_channels = {in_channels}, "
-                             f"got {num_vectors!r}")
         check_choice(aggr, "aggr", AGGRS)
         if product == "gaunt":
             from ..gaunt.functional import ROUTES

@@ -6,28 +6,11 @@ import re
 import pytest
 import yaml
 
-import equinets.data
 from equinets.errors import UserError
 from equinets.train.cli import main
 from equinets.train.config import ConfigError, resolve_config
 
-
-@pytest.fixture(autouse=True)
-def no_dataset(monkeypatch):
-    def fail(*a, **k):
-        raise AssertionError("a dataset was built before the input was validated")
-
-    monkeypatch.setattr(equinets.data, "create_dataset", fail)
-
-
-def _cli(capsys, argv, cmd="train"):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith(f"equinets {cmd}: error: ") and err.count("\n") == 1, err  # one line
-    assert "Traceback" not in err
-    return err
-
+pytestmark = pytest.mark.usefixtures("no_dataset")
 
 # (override, the text the error must contain: the key and what was expected)
 BAD_OVERRIDES = [
@@ -78,12 +61,12 @@ BAD_OVERRIDES = [
 
 
 @pytest.mark.parametrize("override, expected", BAD_OVERRIDES, ids=[o for o, _ in BAD_OVERRIDES])
-def test_bad_override_is_a_config_error_naming_the_key(override, expected, tmp_path, capsys):
+def test_bad_override_is_a_config_error_naming_the_key(cli, override, expected, tmp_path):
     with pytest.raises(ConfigError) as info:
         resolve_config("shapes-pointnet", [override])
     assert expected in str(info.value)
     assert isinstance(info.value, UserError)
-    err = _cli(capsys, ["train", "--config", "shapes-pointnet", "--out", str(tmp_path / "r"), override])
+    err = cli(["train", "--config", "shapes-pointnet", "--out", str(tmp_path / "r"), override])
     assert (expected if "=" in override else f"unrecognized arguments: {override}") in err
     assert not (tmp_path / "r").exists()
 
@@ -93,11 +76,10 @@ def test_bad_override_is_a_config_error_naming_the_key(override, expected, tmp_p
     ("shapes-extent-reg", "scale_high=1.2", "'scale_high': random scaling changes every length"),
     ("nbody-fa-gnn", "shift=0.1", "'shift': a random translation moves pos but not the target data.y"),
 ])
-def test_augmentations_that_would_desynchronise_a_regression_target_are_refused(config, override, expected, capsys,
-                                                                              tmp_path):
+def test_augmentations_that_would_desynchronise_a_regression_target_are_refused(cli, config, override, expected, tmp_path):
     with pytest.raises(ConfigError, match=re.escape(expected)):
         resolve_config(config, [override])
-    assert expected in _cli(capsys, ["train", "--config", config, "--out", str(tmp_path / "r"), override])
+    assert expected in cli(["train", "--config", config, "--out", str(tmp_path / "r"), override])
     assert not (tmp_path / "r").exists()
 
 
@@ -115,7 +97,7 @@ def test_bad_values_in_a_yaml_file_are_named(tmp_path):
         assert expected in str(info.value), (text, str(info.value))
 
 
-def test_a_base_cycle_is_an_error_naming_the_chain_not_a_recursion_error(tmp_path, capsys):
+def test_a_base_cycle_is_an_error_naming_the_chain_not_a_recursion_error(cli, tmp_path):
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text("base: b.yaml\nepochs: 2\n")  # relative to the including file's folder
     b.write_text(yaml.safe_dump({"base": str(a), "lr": 0.1}))
@@ -124,14 +106,14 @@ def test_a_base_cycle_is_an_error_naming_the_chain_not_a_recursion_error(tmp_pat
     a.write_text(f"base: {a}\n")
     with pytest.raises(ConfigError, match=r"config 'base' cycle: .*a\.yaml -> .*a\.yaml"):
         resolve_config(str(a))
-    assert "config 'base' cycle" in _cli(capsys, ["train", "--config", str(a)])
+    assert "config 'base' cycle" in cli(["train", "--config", str(a)])
 
 
-def test_unknown_config_name_and_missing_file(tmp_path, capsys):
+def test_unknown_config_name_and_missing_file(cli, tmp_path):
     assert "unknown config 'shapes-pointnt' (did you mean 'shapes-pointnet'?)" in \
-        _cli(capsys, ["train", "--config", "shapes-pointnt"])
+        cli(["train", "--config", "shapes-pointnt"])
     assert f"config file '{tmp_path / 'no.yaml'}' does not exist" in \
-        _cli(capsys, ["train", "--config", str(tmp_path / "no.yaml")])
+        cli(["train", "--config", str(tmp_path / "no.yaml")])
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -144,8 +126,8 @@ def test_unknown_config_name_and_missing_file(tmp_path, capsys):
                                                     "may change it (got lr=0.1)"),
     (["train", "--resume", "--out", "x", "--config", "shapes-dgcnn"], "(got --config shapes-dgcnn)"),
 ])
-def test_bad_train_arguments_are_one_line_errors_naming_the_argument(argv, expected, capsys):
-    assert expected in _cli(capsys, argv)
+def test_bad_train_arguments_are_one_line_errors_naming_the_argument(cli, argv, expected):
+    assert expected in cli(argv)
 
 
 @pytest.mark.parametrize("argv, cmd, expected", [
@@ -155,8 +137,8 @@ def test_bad_train_arguments_are_one_line_errors_naming_the_argument(argv, expec
     (["data", "shapes", "lr=1"], "data", "data takes no key=value overrides, got lr=1"),
     (["configs", "--all"], "configs", "unrecognized arguments: --all"),
 ])
-def test_bad_arguments_of_other_commands(argv, cmd, expected, capsys):
-    assert expected in _cli(capsys, argv, cmd)
+def test_bad_arguments_of_other_commands(cli, argv, cmd, expected):
+    assert expected in cli(argv, cmd)
 
 
 def test_no_command_is_a_one_line_error(capsys):
