@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from torch import nn
+from torch import Tensor, nn
 
 from .._atomic import atomic_open, write_csv
 from .._checks import check_labels
@@ -245,6 +245,25 @@ def _loss_and_update(out, batch, cfg, meter, num_out: int):
             meter.update(out, y)
             n = y.shape[0]
     return loss, n
+
+
+def _auxiliary_loss(model: nn.Module, batch, loss: Tensor) -> Tensor | float:
+    """The model's own training terms, added to the task loss: ``model.auxiliary_loss(data)`` when the model
+    (the unwrapped module, not the DDP wrapper) defines it, else 0.
+
+    A model that needs extra supervision (APEN's part-centre votes, for example) stores what it needs in its
+    ``forward`` and returns a scalar tensor here; ``None`` means no extra term for this batch.
+    """
+    fn = getattr(model, "auxiliary_loss", None)
+    if fn is None:
+        return 0.0
+    aux = fn(batch)
+    if aux is None:
+        return 0.0
+    if not isinstance(aux, Tensor) or aux.numel() != 1:
+        raise TypeError(f"{type(model).__name__}.auxiliary_loss(data) must return a scalar tensor or None, "
+                        f"got {type(aux).__name__}{tuple(aux.shape) if isinstance(aux, Tensor) else ''}")
+    return aux.reshape(()).to(loss.dtype)
 
 
 def _meter(cfg, ds):
@@ -491,6 +510,7 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 batch = train_tf(batch, generator=gen).to(device)
                 out = _forward(ddp, batch, cfg)
                 loss, n = _loss_and_update(out, batch, cfg, meter, num_out)
+                loss = loss + _auxiliary_loss(model, batch, loss)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"loss is {float(loss.detach())} at epoch {epoch + 1}, step {step}; stopping without saving, "
