@@ -2,6 +2,9 @@
 
 * generated, no download: :class:`ShapesDataset` (``shapes``, classification of parametric
   solids) and :class:`PartsDataset` (``parts``, ShapeNetPart-style part segmentation);
+* generated for piecewise equivariance (APEN): :class:`ArticulatedDataset` (``articulated``, posed
+  kinematic trees: part segmentation and subject classification on unseen articulations) and
+  :class:`ScenesDataset` (``scenes``, independently moved objects labelled by class and instance);
 * generated regression: :class:`NBody` (``nbody``, EGNN's charged-particle N-body task) and
   :func:`nbody_baselines`;
 * readers of user-supplied files: :class:`ModelNet40`, :class:`ShapeNetPart`, :class:`ScanObjectNN`
@@ -18,11 +21,13 @@ global part ids with ``category`` ``(1,)`` (segmentation).
 from __future__ import annotations
 
 from ._base import PointCloudDataset, SegmentationMixin
+from .articulated import ARTICULATED_CATEGORIES, ArticulatedDataset, articulated_body, generate_articulated
 from .modelnet import ModelNet40
 from .nbody import NBody, nbody_baselines
 from .parts import PART_CATEGORIES, PART_CATEGORY_PARTS, PART_NAMES, PartsDataset, generate_parts
 from .registry import DATASETS, create_dataset, list_datasets, takes_num_points
 from .scanobjectnn import SCANOBJECTNN_CLASSES, SCANOBJECTNN_VARIANTS, ScanObjectNN
+from .scenes import ScenesDataset, generate_scenes, scene_classes
 from .shapenetpart import SHAPENETPART_CATEGORIES, ShapeNetPart
 from .shapes import SHAPE_CLASSES, ShapesDataset, generate_shapes
 from .transforms import (
@@ -46,6 +51,13 @@ __all__ = [
     "ShapeNetPart",
     "ScanObjectNN",
     "NBody",
+    "ArticulatedDataset",
+    "ScenesDataset",
+    "articulated_body",
+    "generate_articulated",
+    "generate_scenes",
+    "scene_classes",
+    "ARTICULATED_CATEGORIES",
     "nbody_baselines",
     "create_dataset",
     "list_datasets",

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._base import PointCloudDataset
+from .articulated import ArticulatedDataset
 from .modelnet import ModelNet40
 from .nbody import NBody
 from .parts import PartsDataset
 from .scanobjectnn import ScanObjectNN
+from .scenes import ScenesDataset
 from .shapenetpart import ShapeNetPart
 from .shapes import ShapesDataset
 
@@ -20,6 +22,8 @@ DATASETS: dict[str, type[PointCloudDataset] | type[NBody]] = {
     "shapenetpart": ShapeNetPart,
     "scanobjectnn": ScanObjectNN,
     "nbody": NBody,
+    "articulated": ArticulatedDataset,
+    "scenes": ScenesDataset,
 }
 
 
@@ -27,7 +31,7 @@ def list_datasets() -> list[str]:
     """Names accepted by :func:`create_dataset`.
 
     >>> list_datasets()
-    ['modelnet40', 'nbody', 'parts', 'scanobjectnn', 'shapenetpart', 'shapes']
+    ['articulated', 'modelnet40', 'nbody', 'parts', 'scanobjectnn', 'scenes', 'shapenetpart', 'shapes']
     """
     return sorted(DATASETS)
 
@@ -53,10 +57,10 @@ def create_dataset(
     >>> ds = create_dataset("shapes", tempfile.mkdtemp(), "test", num_points=32, num_train=15, num_test=15)
     >>> len(ds), ds.task, ds.up_axis
     (15, 'cls', 'z')
-    >>> create_dataset("mnist")
+    >>> create_dataset("mnist")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown dataset 'mnist'; known: modelnet40, nbody, parts, scanobjectnn, shapenetpart, shapes
+    ValueError: unknown dataset 'mnist'; known: articulated, modelnet40, nbody, parts, scanobjectnn, scenes, ...
     >>> create_dataset("shapes", num_point=64)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
