@@ -1,0 +1,430 @@
+r"""Neural-collapse metrics: one convention, exact in float64, from mergeable sufficient statistics.
+
+Notation (Papyan, Han & Donoho, "Prevalence of neural collapse during the terminal phase of deep
+learning training", PNAS 2020): features :math:`h_i \in \mathbb{R}^d` with labels :math:`y_i \in
+\{0..K-1\}`, :math:`n_k` samples of class :math:`k`, :math:`N = \sum_k n_k`, class means :math:`\mu_k`,
+global mean :math:`\mu_G` (``global_mean="class"``: :math:`\frac1K\sum_k \mu_k`, the default;
+``"sample"``: :math:`\frac1N \sum_i h_i`), centred means :math:`M_c \in \mathbb{R}^{K\times d}` with rows
+:math:`\tilde\mu_k = \mu_k - \mu_G`, classifier :math:`W \in \mathbb{R}^{K \times d}`, bias :math:`b`.
+
+.. math::
+    \Sigma_W = \frac1N \sum_i (h_i - \mu_{y_i})(h_i - \mu_{y_i})^\top, \qquad
+    \Sigma_B = \frac1K M_c^\top M_c .
+
+Everything is computed from :class:`CollapseStats` (counts, class means, the pooled within-class scatter
+:math:`N\Sigma_W` and the per-class sums :math:`\sum_{i: y_i = k}\|h_i - \mu_k\|^2`) by **one** function,
+:func:`metrics_from_stats`; :func:`nc_metrics` builds the statistics of a whole array and
+:class:`~equinets.collapse.CollapseTracker` accumulates the same statistics batch by batch (and across
+ranks), so both give the same numbers. Only NC4 needs a second look at every sample (against the final
+class means): :func:`ncc_mismatch`.
+
+Conventions where the reference implementations disagree (see the research note): NC1 has the
+:math:`1/K` (Papyan's Fig. 6; the Han/Papyan script omits it), the pseudo-inverse is the thin SVD of
+:math:`M_c` with a relative cut-off (not ``svds`` with k = K-1, which fails for d <= K-1), the global mean
+is the mean of class means, std has ddof = 1, NC3 is Papyan's squared form, NC4 includes the bias and is
+the mismatch fraction on the data given, CDNV variances divide by :math:`n_k`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .._checks import check_choice, check_finite, check_int, check_labels
+
+__all__ = ["nc_metrics", "metrics_from_stats", "collapse_stats", "CollapseStats", "ncc_mismatch",
+           "GLOBAL_MEANS", "METRIC_KEYS", "WEIGHT_KEYS"]
+
+#: the two choices of the global mean
+GLOBAL_MEANS = ("class", "sample")
+#: the keys of :func:`nc_metrics` without a classifier
+METRIC_KEYS = ("nc1", "nc1_quotient", "cdnv", "equinorm_means", "equiangular_means", "max_angle_means",
+               "etf_distance_means")
+#: the extra keys when a classifier ``weight`` is given (``nc4`` needs the per-sample pass)
+WEIGHT_KEYS = ("equinorm_weights", "equiangular_weights", "max_angle_weights", "etf_distance_weights", "nc3", "nc4")
+
+
+@dataclass
+class CollapseStats:
+    """Sufficient statistics of labelled features, all float64 on one device.
+
+    Attributes:
+        counts: ``(K,)`` samples per class :math:`n_k` (integers stored as float64: exact below 2^53).
+        means: ``(K, d)`` class means :math:`\\mu_k` (rows of absent classes are 0).
+        scatter: ``(d, d)`` pooled within-class scatter :math:`\\sum_i (h_i - \\mu_{y_i})(h_i - \\mu_{y_i})^\\top`.
+        sq: ``(K,)`` within-class sums of squares :math:`\\sum_{i: y_i = k} \\|h_i - \\mu_k\\|^2`.
+    """
+
+    counts: Tensor
+    means: Tensor
+    scatter: Tensor
+    sq: Tensor
+
+    @classmethod
+    def zeros(cls, num_classes: int, dim: int, device=None) -> CollapseStats:
+        kw = dict(dtype=torch.float64, device=device)
+        return cls(torch.zeros(num_classes, **kw), torch.zeros(num_classes, dim, **kw), torch.zeros(dim, dim, **kw),
+                   torch.zeros(num_classes, **kw))
+
+    @property
+    def num_classes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def merge_(self, other: CollapseStats) -> CollapseStats:
+        r"""Add the samples of ``other`` in place (Chan, Golub & LeVeque's pairwise update, per class):
+
+        .. math::
+            n = n_a + n_b,\quad \delta_k = \mu_{b,k} - \mu_{a,k},\quad \mu_k = \mu_{a,k} + \tfrac{n_b}{n}\delta_k,
+            \quad S = S_a + S_b + \sum_k \tfrac{n_{a,k} n_{b,k}}{n_k} \delta_k \delta_k^\top .
+        """
+        n = self.counts + other.counts
+        c = torch.where(n > 0, self.counts * other.counts / n.clamp_min(1), torch.zeros_like(n))
+        delta = other.means - self.means
+        frac = torch.where(n > 0, other.counts / n.clamp_min(1), torch.zeros_like(n))
+        self.means.add_(delta * frac[:, None])
+        with _full_precision():
+            self.scatter.add_(other.scatter).add_((delta * c[:, None]).T @ delta)
+        self.sq.add_(other.sq).add_(c * (delta * delta).sum(1))
+        self.counts.copy_(n)
+        return self
+
+    def clone(self) -> CollapseStats:
+        return CollapseStats(self.counts.clone(), self.means.clone(), self.scatter.clone(), self.sq.clone())
+
+
+@contextlib.contextmanager
+def _full_precision():
+    """No TF32 in float32 matrix products on CUDA (near collapse TF32's 10-bit mantissa ruins the scatter)."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tensor | None = None) -> CollapseStats:
+    r"""The :class:`CollapseStats` of one batch (already validated), computed in the batch's precision.
+
+    Rows are first centred on ``centre[y]`` (a rough per-class centre, e.g. the running means; default the
+    batch's own class means computed in the input precision), so the product :math:`X_c^\top X_c` works on
+    small numbers: near collapse (means ~100, spread 1e-2) a float32 product stays accurate. The exact
+    batch means and the scatter about them follow from the centred sums :math:`s_k` without a second
+    pass: :math:`\mu_k = c_k + s_k/n_k`, :math:`S = X_c^\top X_c - \sum_k s_k s_k^\top / n_k`.
+    float32 (and float64) inputs keep their dtype for the products; half types are upcast to float32.
+    """
+    X = features
+    if X.dtype not in (torch.float32, torch.float64):
+        X = X.float()
+    y = labels.long()
+    K, d = num_classes, X.shape[1]
+    f64 = dict(dtype=torch.float64, device=X.device)
+    counts = torch.bincount(y, minlength=K).to(torch.float64)
+    if centre is None:
+        sums = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, X)
+        centre = sums / counts.clamp_min(1).to(X.dtype)[:, None]
+    c = centre.to(X.dtype)
+    Xc = X - c[y]
+    s = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, Xc).to(torch.float64)
+    with _full_precision():
+        S = (Xc.T @ Xc).to(torch.float64)
+    inv_n = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros_like(counts))
+    mean_off = s * inv_n[:, None]  # mu_k - c_k
+    S -= (s * inv_n[:, None]).T @ s
+    rows = (Xc * Xc).sum(1)
+    sq = torch.zeros(K, **f64).index_add_(0, y, rows.to(torch.float64)) - (s * mean_off).sum(1)
+    means = torch.where(counts[:, None] > 0, c.to(torch.float64) + mean_off, torch.zeros(K, d, **f64))
+    return CollapseStats(counts, means, S, sq)
+
+
+def _as_2d_float(t, name: str) -> Tensor:
+    if not isinstance(t, Tensor):
+        try:
+            t = torch.as_tensor(t)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a tensor or array of shape (N, d), got {type(t).__name__}") from None
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape (N, d), got {tuple(t.shape)}")
+    return t
+
+
+def check_features(features, labels, num_classes: int | None = None, *,
+                   name: str = "features") -> tuple[Tensor, Tensor, int]:
+    """Validated ``(features (N, d) float, labels (N,) long, K)``; ``K`` is ``num_classes`` or the largest label + 1."""
+    X = _as_2d_float(features, name)
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {tuple(X.shape)}")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one column (feature dimension d >= 1), got {tuple(X.shape)}")
+    if not isinstance(labels, Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"labels must be an integer tensor of shape (N,), got {type(labels).__name__}") from None
+    if labels.dim() == 2 and labels.shape[1] == 1:
+        labels = labels.reshape(-1)
+    if labels.dim() != 1 or labels.shape[0] != X.shape[0]:
+        raise ValueError(f"labels must have shape (N,) = ({X.shape[0]},) to match {name}, got {tuple(labels.shape)}")
+    if labels.dtype == torch.bool:
+        raise TypeError("labels must be an integer tensor of class ids, got dtype torch.bool")
+    check_finite(X, name)
+    if num_classes is None:
+        check_labels(labels, 2**62, "labels")
+        num_classes = int(labels.max()) + 1
+    else:
+        num_classes = check_int(num_classes, "num_classes", 2)
+        check_labels(labels, num_classes, "labels")
+    labels = labels.to(X.device)
+    return X, labels.long(), num_classes
+
+
+def _check_classifier(weight, bias, K: int, d: int) -> tuple[Tensor | None, Tensor | None]:
+    if weight is None:
+        if bias is not None:
+            raise ValueError("bias was given without weight: NC3/NC4 need the classifier weight (K, d)")
+        return None, None
+    if not isinstance(weight, Tensor):
+        weight = torch.as_tensor(weight)
+    if not weight.is_floating_point() or weight.dim() != 2 or tuple(weight.shape) != (K, d):
+        raise ValueError(f"weight must be a floating-point classifier matrix of shape (K, d) = ({K}, {d}), got "
+                         f"{tuple(weight.shape)} {weight.dtype}")
+    check_finite(weight, "weight")
+    W = weight.detach().to(torch.float64)
+    if bias is None:
+        return W, None
+    if not isinstance(bias, Tensor):
+        bias = torch.as_tensor(bias)
+    if not bias.is_floating_point() or bias.dim() != 1 or bias.shape[0] != K:
+        raise ValueError(f"bias must be a floating-point vector of shape (K,) = ({K},), got {tuple(bias.shape)} "
+                         f"{bias.dtype}")
+    check_finite(bias, "bias")
+    return W, bias.detach().to(torch.float64)
+
+
+def collapse_stats(features, labels, num_classes: int | None = None) -> CollapseStats:
+    """The float64 :class:`CollapseStats` of a whole array of features (what :func:`nc_metrics` measures).
+
+    >>> s = collapse_stats(torch.tensor([[0.0], [2.0], [5.0]]), torch.tensor([0, 0, 1]))
+    >>> s.counts.tolist(), s.means.tolist(), s.scatter.tolist(), s.sq.tolist()
+    ([2.0, 1.0], [[1.0], [5.0]], [[2.0]], [2.0, 0.0])
+    """
+    X, y, K = check_features(features, labels, num_classes)
+    return batch_stats(X.to(torch.float64), y, K)
+
+
+def ncc_mismatch(features: Tensor, means: Tensor, weight: Tensor, bias: Tensor | None = None,
+                 classes: Tensor | None = None) -> int:
+    r"""How many rows of ``features`` the classifier and the nearest class centre label differently (NC4):
+
+    .. math:: \#\{i : \arg\max_k (w_k^\top h_i + b_k) \ne \arg\min_k \|h_i - \mu_k\|\}
+
+    in float64 (distances as :math:`\|\tilde\mu_k\|^2 - 2 (h - \mu_c)^\top \tilde\mu_k` around the centroid
+    :math:`\mu_c` of the means, to avoid cancellation). ``classes`` restricts both to a subset of classes
+    (the present ones). Ties go to the lowest class id on both sides.
+    """
+    X = features.to(torch.float64)
+    mu, W = means.to(X.device, torch.float64), weight.to(X.device, torch.float64)
+    b = None if bias is None else bias.to(X.device, torch.float64)
+    if classes is not None:
+        classes = classes.to(X.device)
+        mu, W = mu[classes], W[classes]
+        b = None if b is None else b[classes]
+    centre = mu.mean(0)
+    mc = mu - centre
+    with _full_precision():
+        logits = X @ W.T
+        if b is not None:
+            logits = logits + b
+        dist = (mc * mc).sum(1) - 2.0 * ((X - centre) @ mc.T)
+    return int((logits.argmax(1) != dist.argmin(1)).sum())
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b with 0/0 = nan and a/0 = inf (documented degenerate values)."""
+    if b > 0:
+        return a / b
+    return math.nan if a == 0 else math.inf
+
+
+def _frame_geometry(rows: Tensor, suffix: str) -> dict[str, float]:
+    """NC2 of the rows of ``rows`` (K, d): equinorm, equiangularity, maximal angle, distance to the ETF Gram."""
+    K = rows.shape[0]
+    norms = rows.norm(dim=1)
+    mean_norm = float(norms.mean())
+    out = {f"equinorm_{suffix}": _ratio(float(norms.std(correction=1)), mean_norm) if mean_norm > 0 else math.nan}
+    G = rows @ rows.T
+    iu = torch.triu_indices(K, K, 1, device=rows.device)
+    if bool((norms > 0).all()):
+        cos = (G / (norms[:, None] * norms[None, :]))[iu[0], iu[1]]
+        out[f"equiangular_{suffix}"] = float(cos.std(correction=1)) if cos.numel() > 1 else 0.0
+        out[f"max_angle_{suffix}"] = float((cos + 1.0 / (K - 1)).abs().mean())
+    else:  # a zero row: its angles are undefined
+        out[f"equiangular_{suffix}"] = out[f"max_angle_{suffix}"] = math.nan
+    gnorm = float(G.norm())
+    if gnorm > 0:
+        E = (torch.eye(K, dtype=G.dtype, device=G.device) - 1.0 / K) / math.sqrt(K - 1)
+        out[f"etf_distance_{suffix}"] = float((G / gnorm - E).norm())
+    else:
+        out[f"etf_distance_{suffix}"] = math.nan
+    return out
+
+
+def _present(stats: CollapseStats, absent: str) -> Tensor | None:
+    """Indices of the classes with samples, or None when all are present; raises for ``absent='error'``."""
+    missing = (stats.counts == 0).nonzero().reshape(-1)
+    if missing.numel() == 0:
+        return None
+    K = stats.num_classes
+    names = missing.tolist()
+    shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
+    if absent == "error":
+        plural = "es" if len(names) > 1 else ""
+        raise ValueError(f"labels: {len(names)} of the K = {K} classes have no sample (class{plural} {shown}); "
+                         f"neural-collapse metrics need every class: pass absent='drop' to measure the "
+                         f"classes present only, or num_classes = the number of classes in the data")
+    present = (stats.counts > 0).nonzero().reshape(-1)
+    if present.numel() < 2:
+        raise ValueError(f"labels: only {present.numel()} class has samples; neural-collapse metrics need >= 2")
+    return present
+
+
+def metrics_from_stats(stats: CollapseStats, weight=None, bias=None, *, global_mean: str = "class",
+                       mismatch: tuple[int, int] | None = None, absent: str = "error") -> dict[str, float]:
+    """The metrics of :func:`nc_metrics` from sufficient statistics (the one implementation of the formulas).
+
+    Args:
+        stats: :class:`CollapseStats` (of :func:`collapse_stats` or a :class:`CollapseTracker`).
+        weight, bias: the classifier ``(K, d)`` and ``(K,)``, or ``None``.
+        global_mean: ``"class"`` or ``"sample"``.
+        mismatch: ``(mismatched, seen)`` of :func:`ncc_mismatch` over the data: gives ``nc4`` (with ``weight``).
+        absent: ``"error"`` (default) or ``"drop"``: what to do with classes that have no sample.
+    """
+    check_choice(global_mean, "global_mean", GLOBAL_MEANS)
+    check_choice(absent, "absent", ("error", "drop"))
+    K, d = stats.num_classes, stats.dim
+    if K < 2:
+        raise ValueError(f"neural-collapse metrics need at least 2 classes, got K = {K}")
+    W, b = _check_classifier(weight, bias, K, d)
+    present = _present(stats, absent)
+    counts, means, sq = stats.counts, stats.means, stats.sq
+    if W is not None:
+        W = W.to(means.device)
+        b = None if b is None else b.to(means.device)
+    if present is not None:
+        counts, means, sq = counts[present], means[present], sq[present]
+        if W is not None:
+            W = W[present]
+            b = None if b is None else b[present]
+        K = present.numel()
+    N = float(counts.sum())
+    mu_G = means.mean(0) if global_mean == "class" else (counts[:, None] * means).sum(0) / N
+    Mc = means - mu_G
+    Sw = stats.scatter / N
+    # NC1 = Tr(Sw Sb^+)/K = sum_j v_j^T Sw v_j / s_j^2 over the thin SVD Mc = U S V^T (rank by relative cut-off)
+    _, s, Vh = torch.linalg.svd(Mc, full_matrices=False)
+    keep = s > s[0] * max(K, d) * torch.finfo(torch.float64).eps  # s[0] = 0: nothing kept
+    V = Vh[keep].T  # (d, r)
+    trW = float(torch.diagonal(Sw).sum())
+    if bool(keep.any()):
+        nc1 = float(((V * (Sw @ V)).sum(0) / s[keep] ** 2).sum())
+    else:
+        nc1 = _ratio(trW, 0.0)
+    trB = float((Mc * Mc).sum()) / K
+    out = {"nc1": nc1, "nc1_quotient": _ratio(trW, trB)}
+    # CDNV: mean over i<j of (V_i + V_j) / (2 ||mu_i - mu_j||^2), V_k = sq_k / n_k
+    var = sq / counts
+    G = Mc @ Mc.T
+    dg = torch.diagonal(G)
+    dist2 = (dg[:, None] + dg[None, :] - 2 * G).clamp_min(0)
+    iu = torch.triu_indices(K, K, 1, device=G.device)
+    num = (var[:, None] + var[None, :])[iu[0], iu[1]]
+    den = 2 * dist2[iu[0], iu[1]]
+    if bool((den > 0).all()):
+        out["cdnv"] = float((num / den).mean())
+    else:
+        out["cdnv"] = math.inf if bool((num[den == 0] > 0).any()) else math.nan
+    out.update(_frame_geometry(Mc, "means"))
+    if W is not None:
+        out.update(_frame_geometry(W, "weights"))
+        wn, mn = float(W.norm()), float(Mc.norm())
+        out["nc3"] = float((W / wn - Mc / mn).pow(2).sum()) if wn > 0 and mn > 0 else math.nan
+        if mismatch is not None:
+            wrong, seen = mismatch
+            out["nc4"] = wrong / seen if seen else math.nan
+    return out
+
+
+def nc_metrics(features, labels, weight=None, bias=None, *, global_mean: str = "class",
+               num_classes: int | None = None, absent: str = "error") -> dict[str, float]:
+    r"""Neural-collapse metrics of labelled features (and of a linear classifier).
+
+    With the notation of the module docstring (float64 inside, whatever the input dtype):
+
+    * ``nc1`` (Papyan et al. 2020, Fig. 6): :math:`\mathrm{Tr}(\Sigma_W \Sigma_B^\dagger)/K`, computed
+      through the thin SVD :math:`M_c = U S V^\top` as :math:`\sum_{j \le r} v_j^\top \Sigma_W v_j / s_j^2`
+      (no :math:`d \times d` pseudo-inverse; rank :math:`r` = singular values above
+      :math:`\max(K, d)\,\epsilon\, s_1`, so :math:`r \le \min(K-1, d)`, and :math:`d < K-1` works).
+    * ``nc1_quotient`` (Tirer, Huang & Niles-Weed, ICML 2023, Eq. 3): :math:`\mathrm{Tr}\Sigma_W/\mathrm{Tr}\Sigma_B`.
+    * ``cdnv`` (Galanti, György & Hutter, ICLR 2022): mean over pairs :math:`i<j` of
+      :math:`(V_i + V_j) / (2\|\mu_i - \mu_j\|^2)`, :math:`V_k = \frac{1}{n_k}\sum_{y_i=k}\|h_i-\mu_k\|^2`.
+    * NC2 of the rows :math:`r_k` of :math:`M_c` (suffix ``_means``) and, given ``weight``, of :math:`W`
+      (``_weights``, rows not centred) (Papyan et al. Figs. 2-4; Zhu et al., NeurIPS 2021):
+      ``equinorm`` = :math:`\mathrm{std}_k\|r_k\| / \mathrm{mean}_k\|r_k\|` (ddof = 1);
+      ``equiangular`` = std (ddof = 1) of :math:`\cos(r_i, r_j)` over pairs :math:`i<j` (0 when K = 2: one
+      pair); ``max_angle`` = mean over pairs of :math:`|\cos(r_i, r_j) + 1/(K-1)|`;
+      ``etf_distance`` = :math:`\|G/\|G\|_F - (I - \mathbf{1}\mathbf{1}^\top/K)/\sqrt{K-1}\|_F`, :math:`G = R R^\top`.
+    * ``nc3`` (Papyan et al. Fig. 5): :math:`\|W/\|W\|_F - M_c/\|M_c\|_F\|_F^2 \in [0, 4]`.
+    * ``nc4`` (Papyan et al. Fig. 7): fraction of samples with
+      :math:`\arg\max_k (w_k^\top h + b_k) \ne \arg\min_k \|h - \mu_k\|` (:math:`b = 0` when ``bias`` is None).
+
+    Degenerate but legal input: a class with one sample has :math:`V_k = 0`; coinciding class means give
+    ``cdnv = inf`` (``nan`` when their variances are 0 too); a zero centred mean (or zero row of ``W``)
+    makes its angles undefined: ``equiangular``/``max_angle`` are ``nan``; identical class means for all
+    classes give ``nc1 = nc1_quotient = inf`` (``nan`` if :math:`\Sigma_W = 0` too).
+
+    Args:
+        features: ``(N, d)`` floating-point features (tensor or array; any float dtype, used in float64).
+        labels: ``(N,)`` integer class ids in ``[0, K)``.
+        weight: optional classifier ``(K, d)``; bias: optional ``(K,)`` (needs ``weight``).
+        global_mean: ``"class"`` (mean of the class means, default) or ``"sample"`` (mean of all samples;
+            equal for balanced classes). The choice moves every metric on the centred means except CDNV.
+        num_classes: ``K``; default the largest label + 1.
+        absent: classes of ``[0, K)`` without samples: ``"error"`` (default: a ``ValueError`` naming them) or
+            ``"drop"`` (measure the present classes only, with the matching rows of ``weight`` and ``bias``;
+            NC4 then compares among the present classes).
+
+    Returns:
+        ``dict[str, float]`` with the keys of :data:`METRIC_KEYS`, and of :data:`WEIGHT_KEYS` when
+        ``weight`` is given.
+
+    Example:
+        >>> K = 3
+        >>> etf = torch.eye(K) - 1 / K  # simplex ETF means (centred)
+        >>> h = etf.repeat(4, 1) + 0.01 * torch.randn(12, K, generator=torch.Generator().manual_seed(0))
+        >>> y = torch.arange(K).repeat(4)
+        >>> m = nc_metrics(h, y, weight=etf)
+        >>> m["nc1"] < 1e-3, m["nc4"], m["etf_distance_means"] < 0.05
+        (True, 0.0, True)
+    """
+    X, y, K = check_features(features, labels, num_classes)
+    d = X.shape[1]
+    W, b = _check_classifier(weight, bias, K, d)  # before any work
+    stats = batch_stats(X.to(torch.float64), y, K)
+    mismatch = None
+    if W is not None:
+        present = _present(stats, check_choice(absent, "absent", ("error", "drop")))
+        mismatch = (ncc_mismatch(X, stats.means, W, b, present), X.shape[0])
+    return metrics_from_stats(stats, W, b, global_mean=global_mean, mismatch=mismatch, absent=absent)

@@ -1,0 +1,106 @@
+"""CollapseTracker: streaming = nc_metrics on the concatenated data, merges, NC4 second pass, near collapse."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from equinets.collapse import CollapseTracker, nc_metrics
+
+
+def _data(K=7, d=12, n=900, seed=0, scale=1.0, spread=1.0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, K, (n,), generator=g)
+    mu = scale * torch.randn(K, d, dtype=torch.float64, generator=g)
+    h = mu[y] + spread * torch.randn(n, d, dtype=torch.float64, generator=g)
+    W = mu + 0.3 * torch.randn(K, d, dtype=torch.float64, generator=g)
+    b = torch.randn(K, dtype=torch.float64, generator=g)
+    return h.to(dtype), y, W, b
+
+
+def _stream(tr, h, y, sizes):
+    i = 0
+    for s in sizes:
+        tr.update(h[i:i + s], y[i:i + s])
+        i += s
+    assert i == h.shape[0]
+
+
+def _close(got, ref, rel):
+    assert set(got) == set(ref)
+    for k, v in ref.items():
+        assert got[k] == pytest.approx(v, rel=rel, abs=1e-15), k
+
+
+@pytest.mark.parametrize("global_mean", ["class", "sample"])
+def test_stream_equals_nc_metrics(global_mean):
+    h, y, W, b = _data()
+    tr = CollapseTracker(7, 12, global_mean=global_mean)
+    _stream(tr, h, y, [1, 2, 100, 3, 500, 294])  # tiny batches: classes missing from batches
+    i = 0
+    for s in (450, 450):
+        tr.update_nc4(h[i:i + s], y[i:i + s], W, b)
+        i += s
+    _close(tr.compute(W, b), nc_metrics(h, y, W, b, global_mean=global_mean), 1e-8)
+    ref_no_w = nc_metrics(h, y, global_mean=global_mean)
+    _close(tr.compute(), ref_no_w, 1e-8)
+
+
+def test_merge_equals_one_tracker_and_order_free():
+    h, y, W, b = _data(seed=1)
+    a, c = CollapseTracker(7, 12), CollapseTracker(7, 12)
+    _stream(a, h[:300], y[:300], [300])
+    _stream(c, h[300:], y[300:], [250, 350])
+    a.merge(c)
+    _close(a.compute(), nc_metrics(h, y), 1e-9)
+
+
+def test_near_collapse_float32_stays_accurate():
+    """Means ~100, spread 1e-2, float32 input: NC1 within 1e-4 relative of the float64 answer on the same numbers."""
+    h, y, _, _ = _data(K=10, d=32, n=6000, seed=2, scale=100.0, spread=1e-2, dtype=torch.float32)
+    tr = CollapseTracker(10, 32)
+    _stream(tr, h, y, [1000] * 6)
+    ref = nc_metrics(h.double(), y)
+    got = tr.compute()
+    assert got["nc1"] == pytest.approx(ref["nc1"], rel=1e-4)
+    assert got["nc1_quotient"] == pytest.approx(ref["nc1_quotient"], rel=1e-4)
+    # the one-pass E[hh^T] - mu mu^T in float32 (what the tracker avoids) is wrong by orders of magnitude here
+    X = h[y == 0]
+    naive = (X.T @ X / X.shape[0] - torch.outer(X.mean(0), X.mean(0))).trace()
+    exact = X.double().var(0, correction=0).sum()
+    assert abs(float(naive) - float(exact)) / float(exact) > 1e-2
+
+
+def test_half_precision_batches_are_upcast():
+    h, y, _, _ = _data(seed=3)
+    tr = CollapseTracker(7, 12)
+    tr.update(h.to(torch.bfloat16), y)
+    _close(tr.compute(), nc_metrics(h.to(torch.bfloat16).double(), y), 1e-5)
+
+
+def test_nc4_needs_second_pass_and_consistent_classifier():
+    h, y, W, b = _data(seed=4)
+    tr = CollapseTracker(7, 12)
+    tr.update(h, y)
+    assert "nc4" not in tr.compute(W, b)  # no second pass yet
+    tr.update_nc4(h[:100], y[:100], W, b)
+    with pytest.raises(ValueError, match="NC4 pass saw 100"):
+        tr.compute(W, b)
+    with pytest.raises(RuntimeError, match="first pass is closed"):
+        tr.update(h, y)
+    with pytest.raises(ValueError, match="changed"):
+        tr.update_nc4(h[100:], y[100:], W * 2, b)
+    tr.update_nc4(h[100:], y[100:], W, b)
+    assert tr.compute(W, b)["nc4"] == nc_metrics(h, y, W, b)["nc4"]
+    with pytest.raises(ValueError, match="differ"):
+        tr.compute(W, None)
+
+
+def test_absent_class_in_tracker():
+    h, y, W, b = _data(K=5, d=4, seed=5)
+    keep = y != 4
+    tr = CollapseTracker(5, 4)
+    tr.update(h[keep], y[keep])
+    with pytest.raises(ValueError, match="class 4"):
+        tr.compute()
+    _close(tr.compute(absent="drop"), nc_metrics(h[keep], y[keep], num_classes=5, absent="drop"), 1e-9)
