@@ -17,6 +17,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "fa_gnn": ("equinets.frames.fagnn", "FAGNN"),
     "gin": ("equinets.nn.gin", "GIN"),
     "segnn_gaunt": ("equinets.nn.segnn", "SEGNN"), "segnn_cg": ("equinets.nn.segnn", "SEGNNCG"),
+    "apen": ("equinets.piecewise.model", "APEN"),
 }
 
 
