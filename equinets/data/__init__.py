@@ -7,7 +7,7 @@
   :class:`ScenesDataset` (``scenes``, independently moved objects labelled by class and instance);
 * generated regression: :class:`NBody` (``nbody``, EGNN's charged-particle N-body task) and
   :func:`nbody_baselines`;
-* readers of user-supplied files: :class:`ModelNet40`, :class:`ShapeNetPart`, :class:`ScanObjectNN`
+* readers of user-supplied files: :class:`ModelNet40`, :class:`ShapeNetPart`, :class:`ScanObjectNN`, :class:`DFAUST`
   (layouts in ``datasets/README.md``);
 * :func:`create_dataset` builds any of them by name;
 * :mod:`equinets.data.transforms`: rotation protocols (I / z / SO3 / O3), jitter, scale, shift,
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ._base import PointCloudDataset, SegmentationMixin
 from .articulated import ARTICULATED_CATEGORIES, ArticulatedDataset, articulated_body, generate_articulated
+from .dfaust import DFAUST, DFAUST_PROTOCOLS, DFAUST_SEQUENCES, DFAUST_SUBJECTS
 from .modelnet import ModelNet40
 from .nbody import NBody, nbody_baselines
 from .parts import PART_CATEGORIES, PART_CATEGORY_PARTS, PART_NAMES, PartsDataset, generate_parts
@@ -53,6 +54,10 @@ __all__ = [
     "NBody",
     "ArticulatedDataset",
     "ScenesDataset",
+    "DFAUST",
+    "DFAUST_PROTOCOLS",
+    "DFAUST_SEQUENCES",
+    "DFAUST_SUBJECTS",
     "articulated_body",
     "generate_articulated",
     "generate_scenes",

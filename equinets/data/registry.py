@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ._base import PointCloudDataset
 from .articulated import ArticulatedDataset
+from .dfaust import DFAUST
 from .modelnet import ModelNet40
 from .nbody import NBody
 from .parts import PartsDataset
@@ -24,14 +25,16 @@ DATASETS: dict[str, type[PointCloudDataset] | type[NBody]] = {
     "nbody": NBody,
     "articulated": ArticulatedDataset,
     "scenes": ScenesDataset,
+    "dfaust": DFAUST,
 }
 
 
 def list_datasets() -> list[str]:
     """Names accepted by :func:`create_dataset`.
 
-    >>> list_datasets()
-    ['articulated', 'modelnet40', 'nbody', 'parts', 'scanobjectnn', 'scenes', 'shapenetpart', 'shapes']
+    >>> list_datasets()  # doctest: +NORMALIZE_WHITESPACE
+    ['articulated', 'dfaust', 'modelnet40', 'nbody', 'parts', 'scanobjectnn', 'scenes', 'shapenetpart',
+     'shapes']
     """
     return sorted(DATASETS)
 
@@ -60,7 +63,7 @@ def create_dataset(
     >>> create_dataset("mnist")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown dataset 'mnist'; known: articulated, modelnet40, nbody, parts, scanobjectnn, scenes, ...
+    ValueError: unknown dataset 'mnist'; known: articulated, dfaust, modelnet40, nbody, parts, scanobjectnn, scenes, ...
     >>> create_dataset("shapes", num_point=64)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
