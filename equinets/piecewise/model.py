@@ -33,6 +33,7 @@ from .partition import (
     check_labels_partition,
     fit_mixture,
     init_mixture,
+    mean_per_component,
     partition_from_labels,
 )
 
@@ -259,13 +260,7 @@ class APEN(nn.Module):
                            merge_radius=self.merge_radius, min_weight=self.min_weight, check=False)
 
     def _next_mixture(self, votes: Tensor, batch: Tensor, prev: Mixture, variance: float) -> Mixture:
-        Q = prev.log_resp.exp()  # (N, K): move every component to the mean vote of its points
-        B, K = prev.pi.shape
-        Nk = votes.new_zeros(B, K).index_add(0, batch, Q)
-        S = votes.new_zeros(B, K, 3).index_add(0, batch, Q[:, :, None] * votes[:, None, :])
-        means = torch.where((Nk > 0)[:, :, None], S / Nk.clamp_min(torch.finfo(votes.dtype).tiny)[:, :, None],
-                            prev.means)
-        mix = Mixture(means, prev.pi, prev.alive, None, variance)
+        mix = mean_per_component(votes, batch, prev)  # every component moves to the mean vote of its points
         return fit_mixture(votes, batch, mix, variance, num_iters=self.em_iters, merge_radius=self.merge_radius,
                            min_weight=self.min_weight, check=False)
 

@@ -42,7 +42,7 @@ from .._checks import check_batch, check_choice, check_finite, check_int, check_
 from ..nn.neighbors import fps
 
 __all__ = ["Partition", "Mixture", "ASSIGNMENTS", "fps_candidates", "init_mixture", "gmm_em", "merge_components",
-           "fit_mixture", "assign", "partition_from_labels", "check_labels_partition"]
+           "fit_mixture", "mean_per_component", "assign", "partition_from_labels", "check_labels_partition"]
 
 #: how points are assigned to parts: the argmax of Q (one pair per point), or its largest entries
 ASSIGNMENTS = ("hard", "soft")
@@ -167,11 +167,39 @@ def init_mixture(y: Tensor, batch: Tensor | None, num_candidates: int, variance:
     return Mixture(y[idx], pi / pi.sum(1, keepdim=True), valid, None, variance)
 
 
-def _log_resp(y: Tensor, batch: Tensor, means: Tensor, pi: Tensor, alive: Tensor, variance: float) -> Tensor:
-    d2 = (y[:, None, :] - means[batch]).pow(2).sum(-1)  # (N, K)
-    logit = torch.log(pi.clamp_min(torch.finfo(pi.dtype).tiny))[batch] - d2 / (2.0 * variance)
-    logit = logit.masked_fill(~alive[batch], -math.inf)
-    return torch.log_softmax(logit, dim=1)
+class _Dense(NamedTuple):
+    """Points of a flat batch in a padded ``(B, n_max)`` layout (a view when all clouds have the same size)."""
+
+    row: Tensor  # (N,) position of each point inside its cloud
+    mask: Tensor | None  # (B, n_max) bool, None when no padding
+    B: int
+    n: int
+
+
+def _dense_layout(batch: Tensor, B: int) -> _Dense:
+    N = batch.shape[0]
+    counts = torch.bincount(batch, minlength=B)
+    ptr = torch.cumsum(counts, 0) - counts
+    row = torch.arange(N, device=batch.device) - ptr[batch]
+    n = int(counts.max())
+    mask = None if n * B == N else torch.arange(n, device=batch.device)[None, :] < counts[:, None]
+    return _Dense(row, mask, B, n)
+
+
+def _to_dense(t: Tensor, batch: Tensor, lay: _Dense) -> Tensor:
+    if lay.mask is None:
+        return t.reshape(lay.B, lay.n, *t.shape[1:])
+    out = t.new_zeros(lay.B, lay.n, *t.shape[1:])
+    return out.index_put((batch, lay.row), t)
+
+
+def _log_resp_dense(yd: Tensor, means: Tensor, pi: Tensor, alive: Tensor, variance: float) -> Tensor:
+    """``(B, n, K)`` log-responsibilities; squared distances by one ``bmm`` on coordinates centred per cloud."""
+    d2 = (yd.pow(2).sum(-1)[:, :, None] + means.pow(2).sum(-1)[:, None, :]
+          - 2.0 * torch.bmm(yd, means.transpose(1, 2))).clamp_min(0.0)
+    logit = torch.log(pi.clamp_min(torch.finfo(pi.dtype).tiny))[:, None, :] - d2 / (2.0 * variance)
+    logit = logit.masked_fill(~alive[:, None, :], -math.inf)
+    return torch.log_softmax(logit, dim=2)
 
 
 def gmm_em(y: Tensor, batch: Tensor | None, mixture: Mixture, num_iters: int = 10, *, variance: float | None = None,
@@ -181,7 +209,9 @@ def gmm_em(y: Tensor, batch: Tensor | None, mixture: Mixture, num_iters: int = 1
     E-step: :math:`\log Q_{ij} = \log\pi_j - \lVert y_i-\mu_j\rVert^2 / 2\sigma^2 - \log Z_i` (Eq. 10);
     M-step: :math:`N_j = \sum_i Q_{ij}`, :math:`\mu_j = \sum_i Q_{ij} y_i / N_j` (kept where
     :math:`N_j = 0`), :math:`\pi_j = N_j / n_b`. ``num_iters`` E/M pairs then a final E-step, so
-    ``log_resp`` belongs to the returned means. Gradients flow to ``y`` and to the initial means.
+    ``log_resp`` belongs to the returned means. Gradients flow to ``y`` and to the initial means. The clouds
+    are padded to one ``(B, n_max, 3)`` tensor (a view for equal sizes) and centred on their mean vote (EM is
+    translation-equivariant, so this only limits the cancellation of the ``bmm`` distances).
 
     Args:
         y: ``(N, 3)`` votes (or points).
@@ -210,16 +240,44 @@ def gmm_em(y: Tensor, batch: Tensor | None, mixture: Mixture, num_iters: int = 1
     elif batch is None:
         batch = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
     B = mixture.means.shape[0]
-    means, pi, alive = mixture.means, mixture.pi, mixture.alive
+    lay = _dense_layout(batch, B)
     counts = torch.bincount(batch, minlength=B).to(y.dtype)
+    centre = (y.new_zeros(B, 3).index_add(0, batch, y.detach()) / counts[:, None])[:, None, :]
+    yd = _to_dense(y, batch, lay) - centre  # (B, n, 3); padding rows are masked below
+    means, pi, alive = mixture.means - centre, mixture.pi, mixture.alive
     for _ in range(num_iters):
-        Q = _log_resp(y, batch, means, pi, alive, var).exp()  # (N, K)
-        Nk = y.new_zeros(B, Q.shape[1]).index_add(0, batch, Q)
-        S = y.new_zeros(B, Q.shape[1], 3).index_add(0, batch, Q[:, :, None] * y[:, None, :])
-        has = Nk > 0
-        means = torch.where(has[:, :, None], S / Nk.clamp_min(torch.finfo(y.dtype).tiny)[:, :, None], means)
+        Q = _log_resp_dense(yd, means, pi, alive, var).exp()  # (B, n, K)
+        if lay.mask is not None:
+            Q = Q * lay.mask[:, :, None]
+        Nk = Q.sum(1)  # (B, K)
+        S = torch.bmm(Q.transpose(1, 2), yd)  # (B, K, 3)
+        means = torch.where((Nk > 0)[:, :, None], S / Nk.clamp_min(torch.finfo(y.dtype).tiny)[:, :, None], means)
         pi = Nk / counts[:, None]
-    return Mixture(means, pi, alive, _log_resp(y, batch, means, pi, alive, var), var)
+    lq = _log_resp_dense(yd, means, pi, alive, var)[batch, lay.row]  # (N, K)
+    return Mixture(means + centre, pi, alive, lq, var)
+
+
+def mean_per_component(y: Tensor, batch: Tensor, mixture: Mixture) -> Mixture:
+    """The mixture with every alive component moved to the :math:`Q`-weighted mean of ``y`` (same slots,
+    weights and variance; components without mass keep their mean; ``log_resp`` dropped). APEN uses it to carry
+    the components of one layer over to the votes of the next.
+
+    Example:
+        >>> lq = torch.log(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+        >>> mix = Mixture(torch.zeros(1, 2, 3), torch.tensor([[2 / 3, 1 / 3]]), torch.ones(1, 2, dtype=torch.bool), lq, 1.0)
+        >>> y = torch.tensor([[1.0, 0, 0], [3.0, 0, 0], [7.0, 0, 0]])
+        >>> mean_per_component(y, torch.zeros(3, dtype=torch.long), mix).means[0, :, 0].tolist()
+        [2.0, 7.0]
+    """
+    if mixture.log_resp is None:
+        raise ValueError("mixture.log_resp is None: run an E-step (gmm_em) first")
+    B, K = mixture.pi.shape
+    lay = _dense_layout(batch, B)
+    Q = _to_dense(mixture.log_resp.exp(), batch, lay)  # (B, n, K), zero on padding
+    Nk = Q.sum(1)
+    S = torch.bmm(Q.transpose(1, 2), _to_dense(y, batch, lay))
+    means = torch.where((Nk > 0)[:, :, None], S / Nk.clamp_min(torch.finfo(y.dtype).tiny)[:, :, None], mixture.means)
+    return Mixture(means, mixture.pi, mixture.alive, None, mixture.variance)
 
 
 def merge_components(mixture: Mixture, radius: float, *, min_weight: float = 0.0) -> Mixture:
