@@ -14,6 +14,7 @@ from .._checks import (
     check_channels,
     check_choice,
     check_dtype,
+    check_finite,
     check_int,
     check_labels,
     check_real,
@@ -295,7 +296,8 @@ class APEN(nn.Module):
             if partition is not None:
                 part = given
             else:
-                if i > 0:
+                if i > 0:  # diverged weights give NaN votes: say so instead of partitioning garbage
+                    check_finite(votes[-1], f"the votes of block {i - 1} (vote displacements d_i)")
                     mix = self._next_mixture(pos + votes[-1], bt, mix, self.variances[i])
                 part = self._assign(mix, bt)
             fr = part_frames(pos, part, self.group, tol=self.tol, degenerate=self.degenerate,
