@@ -43,7 +43,7 @@ _FILES = ("registrations_m.hdf5", "registrations_f.hdf5")
 def _h5py():
     try:
         import h5py
-    except ImportError as e:  # pragma: no cover - h5py is installed in the development environment
+    except ImportError as e:
         raise ImportError("the DFAUST reader needs the package 'h5py' (pip install h5py) to read the registrations "
                           "HDF5 files") from e
     return h5py
