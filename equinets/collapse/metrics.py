@@ -36,7 +36,7 @@ from torch import Tensor
 
 from .._checks import check_choice, check_finite, check_int, check_labels
 
-__all__ = ["nc_metrics", "metrics_from_stats", "collapse_stats", "CollapseStats", "ncc_mismatch",
+__all__ = ["nc_metrics", "metrics_from_stats", "collapse_stats", "CollapseStats", "ncc_mismatch", "centred_means",
            "GLOBAL_MEANS", "METRIC_KEYS", "WEIGHT_KEYS"]
 
 #: the two choices of the global mean
@@ -114,7 +114,8 @@ def _full_precision():
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
-def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tensor | None = None) -> CollapseStats:
+def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tensor | None = None,
+                workspace: Tensor | None = None) -> CollapseStats:
     r"""The :class:`CollapseStats` of one batch (already validated), computed in the batch's precision.
 
     Rows are first centred on ``centre[y]`` (a rough per-class centre, e.g. the running means; default the
@@ -123,6 +124,8 @@ def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tens
     batch means and the scatter about them follow from the centred sums :math:`s_k` without a second
     pass: :math:`\mu_k = c_k + s_k/n_k`, :math:`S = X_c^\top X_c - \sum_k s_k s_k^\top / n_k`.
     float32 (and float64) inputs keep their dtype for the products; half types are upcast to float32.
+    ``workspace``: an optional buffer of at least ``B * d`` elements of the batch's dtype for the centred rows
+    (the tracker reuses one, so a pass allocates no batch-sized tensor per batch).
     """
     X = features
     if X.dtype not in (torch.float32, torch.float64):
@@ -135,15 +138,20 @@ def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tens
         sums = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, X)
         centre = sums / counts.clamp_min(1).to(X.dtype)[:, None]
     c = centre.to(X.dtype)
-    Xc = X - c[y]
+    if workspace is not None and workspace.dtype == X.dtype and workspace.numel() >= X.numel():
+        Xc = workspace.reshape(-1)[:X.numel()].view(X.shape)
+        torch.index_select(c, 0, y, out=Xc)
+    else:
+        Xc = c[y]
+    torch.sub(X, Xc, out=Xc)  # X - c[y], in place
     s = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, Xc).to(torch.float64)
     with _full_precision():
         S = (Xc.T @ Xc).to(torch.float64)
     inv_n = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros_like(counts))
     mean_off = s * inv_n[:, None]  # mu_k - c_k
     S -= (s * inv_n[:, None]).T @ s
-    rows = (Xc * Xc).sum(1)
-    sq = torch.zeros(K, **f64).index_add_(0, y, rows.to(torch.float64)) - (s * mean_off).sum(1)
+    rows = torch.linalg.vector_norm(Xc, dim=1).to(torch.float64).square()
+    sq = torch.zeros(K, **f64).index_add_(0, y, rows) - (s * mean_off).sum(1)
     means = torch.where(counts[:, None] > 0, c.to(torch.float64) + mean_off, torch.zeros(K, d, **f64))
     return CollapseStats(counts, means, S, sq)
 
@@ -180,7 +188,8 @@ def check_features(features, labels, num_classes: int | None = None, *,
         raise ValueError(f"labels must have shape (N,) = ({X.shape[0]},) to match {name}, got {tuple(labels.shape)}")
     if labels.dtype == torch.bool:
         raise TypeError("labels must be an integer tensor of class ids, got dtype torch.bool")
-    check_finite(X, name)
+    if not bool(torch.isfinite(X.sum())):  # one reduction; the full scan only to name the first bad entry
+        check_finite(X, name)
     if num_classes is None:
         check_labels(labels, 2**62, "labels")
         num_classes = int(labels.max()) + 1
@@ -250,6 +259,17 @@ def ncc_mismatch(features: Tensor, means: Tensor, weight: Tensor, bias: Tensor |
             logits = logits + b
         dist = (mc * mc).sum(1) - 2.0 * ((X - centre) @ mc.T)
     return int((logits.argmax(1) != dist.argmin(1)).sum())
+
+
+def centred_means(counts: Tensor, means: Tensor, global_mean: str = "class") -> Tensor:
+    """:math:`M_c`: the class means minus the global mean (mean of class means, or the sample mean).
+
+    >>> centred_means(torch.tensor([1.0, 3.0]), torch.tensor([[0.0], [4.0]]), "sample").tolist()
+    [[-3.0], [1.0]]
+    """
+    if global_mean == "class":
+        return means - means.mean(0)
+    return means - (counts[:, None] * means).sum(0) / counts.sum()
 
 
 def _ratio(a: float, b: float) -> float:
@@ -330,8 +350,7 @@ def metrics_from_stats(stats: CollapseStats, weight=None, bias=None, *, global_m
             b = None if b is None else b[present]
         K = present.numel()
     N = float(counts.sum())
-    mu_G = means.mean(0) if global_mean == "class" else (counts[:, None] * means).sum(0) / N
-    Mc = means - mu_G
+    Mc = centred_means(counts, means, global_mean)
     Sw = stats.scatter / N
     # NC1 = Tr(Sw Sb^+)/K = sum_j v_j^T Sw v_j / s_j^2 over the thin SVD Mc = U S V^T (rank by relative cut-off)
     _, s, Vh = torch.linalg.svd(Mc, full_matrices=False)

@@ -77,6 +77,7 @@ class CollapseTracker:
         self.stats = CollapseStats.zeros(self.num_classes, self.dim, self.device)
         self._mismatch = torch.zeros(2, dtype=torch.float64, device=self.device)  # (mismatched, seen)
         self._nc4_key: tuple | None = None
+        self._workspace: Tensor | None = None  # the centred rows of one batch, reused
         self._reduced = False
         self._nc4_reduced = False
 
@@ -104,7 +105,10 @@ class CollapseTracker:
         if not bool(seen.all()):  # classes new in this batch: centre on their batch means
             first = batch_stats(X, y, self.num_classes).means
             centre = torch.where(seen[:, None], centre, first)
-        self.stats.merge_(batch_stats(X, y, self.num_classes, centre))
+        dtype = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
+        if self._workspace is None or self._workspace.dtype != dtype or self._workspace.numel() < X.numel():
+            self._workspace = torch.empty(X.numel(), dtype=dtype, device=self.device)
+        self.stats.merge_(batch_stats(X, y, self.num_classes, centre, self._workspace))
 
     def merge(self, other: CollapseTracker) -> CollapseTracker:
         """Add the first-pass statistics (and NC4 counts) of another tracker of the same shape, in place."""

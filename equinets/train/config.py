@@ -6,7 +6,7 @@ Resolution order (later wins), as in timm's ``train.py``:
 2. a named built-in config (``equinets/train/configs/NAME.yaml``) or a YAML file path, itself
    resolved through its ``base:`` chain (a cycle is an error naming the chain);
 3. command-line overrides ``key=value`` (values parsed as YAML, dotted keys reach into the
-   free-form dicts ``model_kwargs`` / ``dataset_kwargs``).
+   free-form dicts ``model_kwargs`` / ``dataset_kwargs`` / ``head_kwargs``).
 
 Values are read with YAML 1.2's number syntax, so ``1e-3``, ``1E-3``, ``+1e-3`` and ``.5`` are floats in
 files and overrides alike (PyYAML's YAML 1.1 reads ``1e-3`` as a string). Every key is type-checked
@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "fa_irreps_out": None,  # e3nn irreps of the output (None: invariant scalars)
     "fa_position_output": False,  # outputs are positions: the centroid is added back
     "fa_num_samples": 0,  # > 0: that many sampled frames per cloud in training (stochastic FA)
+    "fa_signs": "all",  # all: every sign flip (the paper); shrink: signs fixed by skewness, ambiguous ones averaged
+    "fa_degenerate": "blend",  # near-tied eigenvalues: blend (grid fallback), harmonic (angular moments), none
     "train_rotation": "I",
     "test_rotation": "I",
     "up_axis": None,  # None = the dataset's own up axis
@@ -97,6 +99,10 @@ DEFAULTS: dict[str, Any] = {
     "num_workers": 0,
     "deterministic": True,
     "log_every": 0,  # > 0: print (and log to TensorBoard) the training loss every that many steps
+    "collapse_every": 0,  # > 0: neural-collapse metrics of the training set every that many epochs (task cls)
+    "head": "linear",  # the final classifier: linear, simplex_etf, ebv, sparse_etf (equinets.collapse.heads)
+    "head_kwargs": {},  # keyword arguments of the head
+    "mixup_alpha": 0.0,  # > 0: input mixup, lambda ~ Beta(alpha, alpha) per batch (task cls)
 }
 
 #: allowed values of the enumerated keys
@@ -111,6 +117,9 @@ CHOICES: dict[str, tuple] = {
     "eval_split": ("test", "val"),
     "output_level": ("auto", "cloud", "point"),
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
+    "fa_signs": ("all", "shrink"),
+    "fa_degenerate": ("blend", "harmonic", "none"),
+    "head": ("linear", "simplex_etf", "ebv", "sparse_etf"),
 }
 
 #: the kind of every key: "choice" (see :data:`CHOICES`), "str", "pos_int", "nonneg_int", "nonneg_float", "pos_float",
@@ -119,12 +128,12 @@ KEY_KINDS: dict[str, str] = {
     **{k: "choice" for k in CHOICES},
     **{k: "str" for k in ("name", "dataset", "model", "data_root", "target")},
     **{k: "pos_int" for k in ("num_points", "epochs", "batch_size", "eval_batch_size", "eval_every", "step_size")},
-    **{k: "nonneg_int" for k in ("seed", "num_workers", "log_every", "fa_num_samples")},
+    **{k: "nonneg_int" for k in ("seed", "num_workers", "log_every", "fa_num_samples", "collapse_every")},
     **{k: "nonneg_float" for k in ("lr", "weight_decay", "momentum", "min_lr", "gamma", "label_smoothing",
-                                   "grad_clip", "jitter", "shift", "time_budget")},
+                                   "grad_clip", "jitter", "shift", "time_budget", "mixup_alpha")},
     **{k: "pos_float" for k in ("scale_low", "scale_high")},
     **{k: "bool" for k in ("use_features", "deterministic", "fa_position_output", "test_at_best")},
-    **{k: "mapping" for k in ("model_kwargs", "dataset_kwargs")},
+    **{k: "mapping" for k in ("model_kwargs", "dataset_kwargs", "head_kwargs")},
     **{k: "irreps" for k in ("fa_irreps_in", "fa_irreps_out")},
 }
 assert set(KEY_KINDS) == set(DEFAULTS), set(KEY_KINDS) ^ set(DEFAULTS)
@@ -249,8 +258,9 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"override {item!r} has no key before '='; expected key=value")
     if "." in key:
         top, sub = key.split(".", 1)
-        if top not in ("model_kwargs", "dataset_kwargs"):
-            raise ConfigError(f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* take sub-keys")
+        if top not in ("model_kwargs", "dataset_kwargs", "head_kwargs"):
+            raise ConfigError(f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* and head_kwargs.* "
+                              f"take sub-keys")
         if not sub or "." in sub:
             raise ConfigError(f"dotted override {key!r} must be {top}.NAME with one sub-key")
     try:
@@ -474,11 +484,24 @@ def validate_config(cfg: dict) -> dict:
         raise ConfigError(f"config key 'task' is {out['task']!r} but dataset {out['dataset']!r} is a {ds_task!r} "
                           f"dataset")
     _check_augmentation(out, ds_cls)
+    _check_collapse_keys(out)
     _check_kwargs("dataset_kwargs", out["dataset_kwargs"], f"dataset {out['dataset']!r}", ds_cls)
     fn = _model_factory(out["model"])
     if fn is not None:
         _check_kwargs("model_kwargs", out["model_kwargs"], f"model {out['model']!r}", fn)
     return out
+
+
+def _check_collapse_keys(out: dict) -> None:
+    """``collapse_every``, ``head``/``head_kwargs`` and ``mixup_alpha`` are for classification (``task: cls``)."""
+    for key, on in (("collapse_every", out["collapse_every"] > 0), ("mixup_alpha", out["mixup_alpha"] > 0),
+                    ("head", out["head"] != "linear")):
+        if on and out["task"] != "cls":
+            raise ConfigError(f"config key {key!r} ({out[key]!r}) needs a classification task (task: cls, one label "
+                              f"per cloud), got task: {out['task']!r}")
+    if out["head"] == "linear" and out["head_kwargs"]:
+        raise ConfigError(f"config key 'head_kwargs' ({out['head_kwargs']}) needs a head other than 'linear' (the "
+                          f"model's own classifier takes no head_kwargs)")
 
 
 def _check_augmentation(out: dict, ds_cls) -> None:

@@ -16,6 +16,18 @@ TensorBoard is installed.
 
 Set-up order: the config and (when resuming) the checkpoint and its weights are checked before any
 dataset is read or generated; errors of the user's making are :class:`equinets.errors.UserError`.
+
+Neural collapse (issue #10). ``head`` replaces the model's final classifier by a fixed or sparse head of
+:mod:`equinets.collapse.heads` (``attach_head``), also inside ``FrameAveraging``. ``mixup_alpha > 0`` trains
+with input mixup (Zhang et al., ICLR 2018): per batch ``lambda ~ Beta(alpha, alpha)``, each
+cloud is paired with a random cloud of the batch with the same number of points, positions (and features)
+are mixed point by point, ``p = lambda p_a + (1 - lambda) p_b``, and the loss is
+``lambda CE(y_a) + (1 - lambda) CE(y_b)`` (training accuracy counts the dominant label).
+``collapse_every = N`` measures the collapse of the training set after every N-th epoch (and the last):
+the model in ``eval()`` mode over the training set under ``train_rotation`` (fixed per item, no other
+augmentation), :func:`equinets.collapse.analysis.measure_collapse` with the model's own classifier, all
+ranks merged; the metrics go to ``metrics.csv`` as ``train_nc1``, ``train_nc4``, ... and ``collapse.png``
+plots NC1 to NC4 against epochs.
 """
 
 from __future__ import annotations
@@ -40,11 +52,12 @@ from .checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoin
 from .config import ConfigError, validate_config
 from .distributed import DistInfo, cleanup_distributed, group_device, init_distributed
 from .metrics import ClassificationMeter, RegressionMeter, SegmentationMeter
-from .plots import plot_curves
+from .plots import plot_collapse, plot_curves
 from .rundir import RunDir, RunExistsError, RunLockedError
 
 __all__ = ["train", "evaluate", "build_datasets", "build_model", "model_args", "lr_factor", "RunExistsError",
-           "RunLockedError", "ResumeError", "TrainingDiverged", "BEST_METRIC"]
+           "RunLockedError", "ResumeError", "TrainingDiverged", "BEST_METRIC", "collapse_loader", "collapse_metrics",
+           "mixup_batch"]
 
 #: the metric that decides ``best.pt`` per task, and whether higher is better
 BEST_METRIC = {"cls": ("acc", True), "seg": ("instance_miou", True), "reg": ("mse", False)}
@@ -173,12 +186,31 @@ def build_model(cfg: dict, ds=None, *, args: dict | None = None) -> nn.Module:
         try:
             model = FrameAveraging(model, cfg["frame_averaging"], irreps_in=cfg["fa_irreps_in"] if cfg["use_features"]
                                    else None, irreps_out=cfg["fa_irreps_out"], position_output=cfg["fa_position_output"],
-                                   task=args["task"], num_samples=cfg["fa_num_samples"] or None)
+                                   task=args["task"], num_samples=cfg["fa_num_samples"] or None,
+                                   signs=cfg["fa_signs"], degenerate=cfg["fa_degenerate"])
         except _ARGUMENT_ERRORS as e:
             if isinstance(e, UserError):
                 raise
             raise _setup_error("frame_averaging (fa_* keys)", e) from e
+    if cfg.get("head", "linear") != "linear":
+        model = _attach_head(model, cfg, args)
     return model
+
+
+def _attach_head(model: nn.Module, cfg: dict, args: dict) -> nn.Module:
+    """``equinets.collapse.heads.attach_head(model, cfg['head'], num_classes=..., **cfg['head_kwargs'])``."""
+    try:
+        from ..collapse.heads import attach_head
+    except ImportError as e:
+        raise ConfigError(f"config key 'head' is {cfg['head']!r}, but equinets.collapse.heads is not available "
+                          f"({e}); use head: linear") from None
+    try:
+        name = {"simplex_etf": "etf"}.get(cfg["head"], cfg["head"])  # the config's name -> attach_head's
+        return attach_head(model, name, num_classes=args["out_channels"], **cfg["head_kwargs"])
+    except _ARGUMENT_ERRORS as e:
+        if isinstance(e, UserError):
+            raise
+        raise _setup_error(f"head {cfg['head']!r} rejected head_kwargs {cfg['head_kwargs']}", e) from e
 
 
 def _transforms(cfg: dict, ds, train: bool):
@@ -216,6 +248,62 @@ class _EvalShard(torch.utils.data.Dataset):
         return self.tf(self.ds[j], generator=gen)
 
 
+def collapse_loader(cfg: dict, ds, rotation: str, dist_info: DistInfo | None = None):
+    """A loader over this rank's shard of ``ds`` for collapse measurements: items in order, each under its own
+    fixed rotation of protocol ``rotation`` (seeded by ``(seed, item)``, as :func:`evaluate` does), no other
+    augmentation, batches of ``eval_batch_size``; two passes over it see the same clouds."""
+    from torch_geometric.loader import DataLoader
+
+    from ..data.transforms import Compose, RandomRotate
+
+    dist_info = dist_info or DistInfo()
+    tf = Compose([RandomRotate.for_dataset(rotation, ds, up_axis=cfg["up_axis"])])
+    shard = _EvalShard(ds, tf, cfg["seed"], dist_info.rank, dist_info.world_size)
+    return DataLoader(shard, batch_size=cfg["eval_batch_size"], shuffle=False, num_workers=cfg["num_workers"])
+
+
+def collapse_metrics(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInfo | None = None,
+                     rotation: str | None = None) -> dict[str, float]:
+    """Neural-collapse metrics of ``model`` on ``ds`` (default rotation: ``train_rotation``), ranks merged; classes
+    without a sample in ``ds`` are left out (``absent="drop"`` of :func:`equinets.collapse.nc_metrics`)."""
+    from ..collapse.analysis import measure_collapse
+
+    device = device or next(model.parameters()).device
+    loader = collapse_loader(cfg, ds, rotation or cfg["train_rotation"], dist_info)
+    metrics, _ = measure_collapse(model, loader, int(ds.num_classes), forward=lambda m, b: _forward(m, b, cfg),
+                                  device=device, absent="drop")
+    return metrics
+
+
+def mixup_batch(batch, alpha: float, rng, generator: torch.Generator | None = None):
+    """Input mixup of a PyG batch: ``(mixed_batch, y_a, y_b, lam)`` (see the module docstring).
+
+    ``lam ~ Beta(alpha, alpha)`` from the NumPy generator ``rng``; each cloud is paired with a random cloud of
+    the batch with the same number of points (drawn with ``generator``; a cloud whose size no other cloud
+    shares is paired with itself), and ``pos`` (and ``x``) are mixed point by point. ``y_b`` holds the
+    partners' labels.
+    """
+    lam = float(rng.beta(alpha, alpha))
+    counts = torch.bincount(batch.batch, minlength=int(batch.num_graphs))
+    B = counts.shape[0]
+    partner = torch.arange(B)
+    cpu_counts = counts.cpu()
+    for n in torch.unique(cpu_counts).tolist():
+        members = (cpu_counts == n).nonzero().reshape(-1)
+        partner[members] = members[torch.randperm(members.numel(), generator=generator)]
+    partner = partner.to(batch.batch.device)
+    ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
+    idx = torch.arange(batch.batch.shape[0], device=batch.batch.device)
+    other = ptr[partner][batch.batch] + (idx - ptr[batch.batch])
+    mixed = batch.clone()
+    mixed.pos = lam * batch.pos + (1 - lam) * batch.pos[other]
+    x = getattr(batch, "x", None)
+    if isinstance(x, Tensor) and x.is_floating_point():
+        mixed.x = lam * x + (1 - lam) * x[other]
+    y = batch.y.reshape(-1)
+    return mixed, y, y[partner], lam
+
+
 def _forward(model, batch, cfg):
     x = batch.x if cfg["use_features"] else None
     kw = {}
@@ -245,6 +333,15 @@ def _loss_and_update(out, batch, cfg, meter, num_out: int):
             meter.update(out, y)
             n = y.shape[0]
     return loss, n
+
+
+def _mixup_loss(out, y_a, y_b, lam: float, cfg, meter, num_out: int):
+    """``lam CE(out, y_a) + (1 - lam) CE(out, y_b)`` (label smoothing on both); the meter counts the dominant label."""
+    check_labels(y_a, num_out, name="labels (data.y)")
+    ls = cfg["label_smoothing"]
+    loss = lam * F.cross_entropy(out, y_a, label_smoothing=ls) + (1 - lam) * F.cross_entropy(out, y_b, label_smoothing=ls)
+    meter.update(out, y_a if lam >= 0.5 else y_b)
+    return loss, y_a.shape[0]
 
 
 def _auxiliary_loss(model: nn.Module, batch, loss: Tensor) -> Tensor | float:
@@ -504,12 +601,23 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
             torch.manual_seed(_epoch_seed(cfg["seed"], epoch, dist_info.rank, 1))
             gen = torch.Generator().manual_seed(_epoch_seed(cfg["seed"], epoch, dist_info.rank, 2))
             ddp.train()
+            mix_rng = mix_gen = None
+            if cfg["mixup_alpha"] > 0:
+                import numpy as np
+
+                mix_rng = np.random.default_rng(_epoch_seed(cfg["seed"], epoch, dist_info.rank, 3))
+                mix_gen = torch.Generator().manual_seed(_epoch_seed(cfg["seed"], epoch, dist_info.rank, 4))
             meter = _meter(cfg, train_ds)
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg['epochs']}", disable=not progress, leave=False)
             for step, batch in enumerate(bar):
                 batch = train_tf(batch, generator=gen).to(device)
-                out = _forward(ddp, batch, cfg)
-                loss, n = _loss_and_update(out, batch, cfg, meter, num_out)
+                if mix_rng is not None:
+                    batch, y_a, y_b, lam = mixup_batch(batch, cfg["mixup_alpha"], mix_rng, mix_gen)
+                    out = _forward(ddp, batch, cfg)
+                    loss, n = _mixup_loss(out, y_a, y_b, lam, cfg, meter, num_out)
+                else:
+                    out = _forward(ddp, batch, cfg)
+                    loss, n = _loss_and_update(out, batch, cfg, meter, num_out)
                 loss = loss + _auxiliary_loss(model, batch, loss)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
@@ -545,6 +653,10 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
             do_eval = (epoch + 1) % cfg["eval_every"] == 0 or epoch + 1 == cfg["epochs"] or over
             row = {"epoch": epoch + 1, "lr": lr}
             row.update({f"train_{k}": v for k, v in train_metrics.items()})
+            every = cfg["collapse_every"]
+            if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg["epochs"] or over):
+                nc = collapse_metrics(model, train_ds, cfg, device=device, dist_info=dist_info)
+                row.update({f"train_{k}": v for k, v in nc.items()})
             improved = False
             if do_eval:
                 eval_metrics = evaluate(model, eval_ds, cfg, device=device, dist_info=dist_info)
@@ -572,6 +684,8 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
                 run.commit()
                 if epoch + 1 == cfg["epochs"] or over or time.perf_counter() - last_plot > _PLOT_EVERY_S:
                     plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+                    if cfg["collapse_every"]:
+                        plot_collapse(out_dir / "metrics.csv", out_dir / "collapse.png")
                     last_plot = time.perf_counter()
                 if writer is not None:
                     for k, v in row.items():

@@ -1,0 +1,162 @@
+"""Benchmark: :class:`equinets.collapse.CollapseTracker` against a bare ``X^T X`` over the same batches.
+
+On ``N`` float32 features of dimension ``d`` with ``K`` classes (default 1,000,000 x 512, K = 100, generated
+in chunks, class means of norm ~100, unit spread), streamed in batches of ``B`` rows:
+
+* ``xtx``: the baseline, ``acc += X_b^T X_b`` (float32 GEMM per batch, accumulated in float64 like the
+  tracker's scatter): the cost of one uncentred second moment, nothing else;
+* ``tracker``: ``CollapseTracker.update(X_b, y_b)`` per batch (centring on running class means,
+  ``index_add_`` class sums, the same float32 GEMM, a rank-K Chan merge in float64), then ``compute()``.
+
+Both run interleaved over the repeats after a warm-up, at each thread count in turn (default 1 and 2),
+with pinned threads; rows give min/median/max seconds per full pass and the speed ratio ``xtx / tracker``
+(the bar: >= 0.5). The tracker's peak memory beyond the data is measured by sampling the process RSS
+every 2 ms during one extra pass (glibc's default allocator, before any timing), and reported beside the
+bound ``(K d + d^2) * 8`` bytes of its float64 state plus one batch. Writes
+``kernels/results/collapse_tracker.csv`` and ``kernels/results/collapse_tracker.png``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 nice -n 10 python kernels/bench_collapse_tracker.py [--n 1000000] [--dim 512] \\
+        [--classes 100] [--batch 8192] [--threads 1 2] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from equinets._bench import compare, machine_info, pin_threads, timing_row, write_results
+from equinets.collapse import CollapseTracker, nc_metrics
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_data(n: int, d: int, K: int, seed: int = 0, chunk: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, d)`` float32 features and ``(n,)`` labels, generated chunk by chunk (no float64 copy)."""
+    g = torch.Generator().manual_seed(seed)
+    means = 100.0 * torch.randn(K, d, generator=g) / d**0.5  # class means of norm ~100, unit spread
+    X = torch.empty(n, d)
+    y = torch.randint(0, K, (n,), generator=g)
+    for a in range(0, n, chunk):
+        b = min(a + chunk, n)
+        X[a:b] = torch.randn(b - a, d, generator=g)
+        X[a:b] += means[y[a:b]]
+    return X, y
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+class PeakRSS:
+    """Sample the resident set size every ``interval`` seconds in a thread; ``peak`` is the maximum seen."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def __enter__(self):
+        self.start = rss_bytes()
+        self.peak = self.start
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--classes", type=int, default=100)
+    p.add_argument("--batch", type=int, default=8192)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 x 64, K = 10, one thread")
+    p.add_argument("--out", type=Path, default=RESULTS / "collapse_tracker.csv")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.n, a.dim, a.classes, a.batch, a.threads, a.repeats = 20_000, 64, 10, 2048, [1], 2
+    n, d, K, B = a.n, a.dim, a.classes, a.batch
+    X, y = make_data(n, d, K)
+    spans = [(s, min(s + B, n)) for s in range(0, n, B)]
+
+    def xtx():
+        acc = torch.zeros(d, d, dtype=torch.float64)
+        for s, e in spans:
+            xb = X[s:e]
+            acc += (xb.T @ xb).double()
+        return acc
+
+    def track():
+        tr = CollapseTracker(K, d)
+        for s, e in spans:
+            tr.update(X[s:e], y[s:e])
+        return tr.compute()
+
+    pin_threads(a.threads[0])
+    with PeakRSS() as mem:  # one pass, before any timing: the tracker's own peak beyond the data
+        got = track()
+    state_bytes = (K * d + d * d + 2 * K) * 8
+    batch_bytes = B * d * 4
+    # correctness on a slice in float64 (the full set would need a float64 copy of 4 GB)
+    m = min(n, 100_000)
+    tr = CollapseTracker(K, d)
+    for s in range(0, m, B):
+        tr.update(X[s:min(s + B, m)], y[s:min(s + B, m)])
+    ref = nc_metrics(X[:m].double(), y[:m])
+    rel_nc1 = abs(tr.compute()["nc1"] - ref["nc1"]) / ref["nc1"]
+    rows = []
+    for threads in a.threads:
+        pin_threads(threads)
+        t = compare({"xtx": xtx, "tracker": track}, repeats=a.repeats, warmup=1)
+        base = t["xtx"]
+        info = machine_info()
+        for name, tm in t.items():
+            row = {"op": name, "n": n, "dim": d, "classes": K, "batch": B, "threads": threads,
+                   **timing_row(tm, base)}
+            row["speed_vs_xtx"] = round(base.median_ms / tm.median_ms, 3)
+            if name == "tracker":
+                row.update(peak_extra_mb=round((mem.peak - mem.start) / 2**20, 2),
+                           state_bound_mb=round(state_bytes / 2**20, 2), batch_mb=round(batch_bytes / 2**20, 2),
+                           nc1=got["nc1"], nc1_rel_err_vs_float64_100k=f"{rel_nc1:.2e}")
+            rows.append({**row, **{f"m_{k}": v for k, v in info.items()}})
+            print({k: v for k, v in row.items()}, flush=True)
+    write_results(rows, a.out)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for i, name in enumerate(("xtx", "tracker")):
+            r = [row for row in rows if row["op"] == name]
+            ax.bar([j + 0.38 * i for j in range(len(r))], [row["median_ms"] / 1e3 for row in r], width=0.36,
+                   label={"xtx": "bare X^T X (float32 GEMM)", "tracker": "CollapseTracker.update"}[name])
+        ax.set_xticks([j + 0.19 for j in range(len(a.threads))], [f"{t} thread{'s' * (t > 1)}" for t in a.threads])
+        ax.set_ylabel("seconds per pass (median)")
+        ax.set_title(f"{n:,} x {d} float32, K = {K}, batch {B}", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(a.out.with_suffix(".png"), dpi=120)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+if __name__ == "__main__":
+    main()
