@@ -7,6 +7,7 @@ Tensor Products", ICLR 2024 (Eq. 2-3 and Sec. 3). All tables come from :mod:`equ
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -77,8 +78,9 @@ def _check(x1, x2, lmax_out, normalization, route):
     check_choice(route, "route", ROUTES)
     if not torch.compiler.is_compiling():
         # one reduction each and one sync; a NaN or Inf makes the sum non-finite (an overflowing sum of
-        # finite values too: then the exact check below decides and names the entry)
-        if not bool(torch.isfinite(x1.sum() + x2.sum())):
+        # finite values too: then the exact check below decides and names the entry). math.isfinite on the
+        # scalar: torch.isfinite of a 0-d tensor costs five more operations
+        if not math.isfinite((x1.sum() + x2.sum()).item()):
             check_finite(x1, "x1")
             check_finite(x2, "x2")
     return L1, L2, lmax_out, batch
@@ -145,58 +147,79 @@ def _signs(P: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(P2.reshape(-1, *P.shape[1:]))
 
 
-def _half_dft(t, L: int) -> np.ndarray:
-    r"""``(2, K + 1, L + 1)``: :math:`h_{\pm m}` (``sqrt2 cos``, ``sqrt2 sin``; 1, 0 at m = 0) at the azimuths 0..K."""
-    K = len(t.alpha) // 2
-    am = t.alpha[: K + 1, None] * np.arange(L + 1)[None, :]
-    T = np.stack([math.sqrt(2) * np.cos(am), math.sqrt(2) * np.sin(am)])
-    T[0, :, 0], T[1, :, 0] = 1.0, 0.0
-    return T
+def _azimuth_factors(alpha: np.ndarray, L: int) -> np.ndarray:
+    r"""``(n_alpha, 2 (L + 1))``: :math:`h_{+m}(a_k)` in columns ``m``, :math:`h_{-m}(a_k)` in columns ``L + 1 + m``.
+
+    :math:`h_0 = 1`, :math:`h_{+m} = \sqrt2 \cos(m a)`, :math:`h_{-m} = \sqrt2 \sin(m a)`; the empty ``-0``
+    column is zero. The ``(sign, |m|)`` column order is that of :func:`_in_index` and :func:`_signs`.
+    """
+    am = alpha[:, None] * np.arange(L + 1)[None, :]
+    C, S = math.sqrt(2) * np.cos(am), math.sqrt(2) * np.sin(am)
+    C[:, 0], S[:, 0] = 1.0, 0.0
+    return np.ascontiguousarray(np.concatenate([C, S], axis=1))
 
 
-def _sep_in(t, L: int, s: np.ndarray):
-    """To the half grid from degree ``L`` (coefficients scaled by ``s`` per degree): ``P (2M, n_beta, l)``, ``T``."""
-    return _signs(np.transpose(t.P[: L + 1, : L + 1] * s[None, :, None], (0, 2, 1))), _half_dft(t, L)
+def _to_grid_tables(t, L: int, s: np.ndarray):
+    """To the grid from degree ``L`` (coefficients scaled by ``s`` each): ``P (2M, n_beta, l)``, ``H (n_alpha, 2M)``."""
+    P = _signs(np.transpose(t.P[: L + 1, : L + 1] * s[None, :, None], (0, 2, 1)))
+    return P, _azimuth_factors(t.alpha, L)
 
 
-def _sep_out(t, L: int, s: np.ndarray):
-    """Quadrature onto degree ``L`` (scaled by ``s``): ``W (2M, l, n_beta)``, ``To (2, M, K + 1)``."""
-    n_alpha = len(t.alpha)
-    K = n_alpha // 2
-    q = np.full(K + 1, 2 * (2 * math.pi / n_alpha))  # k > 0 stands for k and -k
-    q[0] = 2 * math.pi / n_alpha
+def _from_grid_tables(t, L: int, s: np.ndarray):
+    """Quadrature to degree ``L`` (scaled by ``s``): azimuthal ``Q (2M, n_alpha)``, Gauss-Legendre ``W (2M, l, n_beta)``."""
+    Q = np.ascontiguousarray(_azimuth_factors(t.alpha, L).T * (2 * math.pi / len(t.alpha)))
     W = _signs(t.P[: L + 1, : L + 1] * t.w[None, None, :] * s[None, :, None])
-    To = np.ascontiguousarray(np.transpose(_half_dft(t, L) * q[None, :, None], (0, 2, 1)))
-    return W, To
+    return Q, W
 
 
-def _grid_sep_tensors(L1, L2, Lo, normalization, device, dtype, azimuth):
-    """Tables of the separable grid route, each with a leading ``(sign, |m|)`` axis of size ``2 (L + 1)``.
+class _SepPlan(NamedTuple):
+    """Every table and index of the separable grid route for ``(L1, L2) -> L_out`` on one device and dtype.
 
-    ``P1, P2``: ``(2 M, n_beta, l)`` Legendre values (zero for ``l < m`` and for the empty ``-0`` slot);
-    ``W``: ``(2 M_out, l, n_beta)`` Legendre values times the Gauss-Legendre weights. With
-    ``azimuth="dft"`` also ``T1, T2``: ``(2, K + 1, M)`` the factors ``sqrt2 cos(m a_k)`` and
-    ``sqrt2 sin(m a_k)`` at the half circle of azimuths ``k = 0..K`` (``n_alpha = 2 K + 1``), and
-    ``To``: ``(2, M_out, K + 1)`` the same times the azimuthal quadrature weights (doubled for ``k > 0``,
-    which stand for ``k`` and ``-k``).
+    Forward: ``P1, H1`` (and ``P2, H2``) take degree ``L1`` (``L2``) to the grid, ``Q, W`` project onto
+    ``L_out``; backward: ``Po, Ho`` take the output gradient to the grid, ``Q1, W1`` and ``Q2, W2``
+    project onto ``L1`` and ``L2``. ``i*`` gather coefficients into the ``(sign, |m|, l)`` order
+    (:func:`_in_index`), ``o*`` read them back into e3nn's layout (:func:`_out_index`).
     """
 
-    def build():
+    P1: Tensor
+    H1: Tensor
+    P2: Tensor
+    H2: Tensor
+    Q: Tensor
+    W: Tensor
+    Po: Tensor
+    Ho: Tensor
+    Q1: Tensor
+    W1: Tensor
+    Q2: Tensor
+    W2: Tensor
+    i1: Tensor
+    i2: Tensor
+    io: Tensor
+    o: Tensor
+    o1: Tensor
+    o2: Tensor
+
+
+_PLANS: dict = {}
+
+
+def _sep_plan(L1: int, L2: int, Lo: int, normalization: str, device, dtype) -> _SepPlan:
+    """The :class:`_SepPlan` of these sizes, built once in float64 and cached per ``(device, dtype)`` (64 entries)."""
+    key = (L1, L2, Lo, normalization, device, dtype)
+    plan = _PLANS.get(key)
+    if plan is None:
         t = grid_tables(L1, L2, Lo)
         s1, s2, so = _scales(normalization, L1, L2, Lo)
-        if azimuth == "dft":
-            (P1, T1), (P2, T2) = _sep_in(t, L1, s1), _sep_in(t, L2, s2)
-            W, To = _sep_out(t, Lo, so)
-            return P1, P2, W, T1, T2, To
-        # fft: the irfft doubles the m > 0 terms; the rfft's conjugate spectrum carries 2 pi (sqrt2 for m > 0)
-        half = np.where(np.arange(max(L1, L2) + 1) > 0, 1 / math.sqrt(2), 1.0)
-        P1 = _signs(np.transpose(t.P[: L1 + 1, : L1 + 1] * s1[None, :, None] * half[: L1 + 1, None, None], (0, 2, 1)))
-        P2 = _signs(np.transpose(t.P[: L2 + 1, : L2 + 1] * s2[None, :, None] * half[: L2 + 1, None, None], (0, 2, 1)))
-        c = np.where(np.arange(Lo + 1) > 0, 2 * math.sqrt(2) * math.pi, 2 * math.pi)
-        W = _signs(t.P[: Lo + 1, : Lo + 1] * t.w[None, None, :] * c[:, None, None] * so[None, :, None])
-        return P1, P2, W
-
-    return _cached(("grid_sep", azimuth, L1, L2, Lo, normalization), build, device, dtype)
+        floats = (*_to_grid_tables(t, L1, s1), *_to_grid_tables(t, L2, s2), *_from_grid_tables(t, Lo, so),
+                  *_to_grid_tables(t, Lo, so), *_from_grid_tables(t, L1, s1), *_from_grid_tables(t, L2, s2))
+        ints = (_in_index(L1), _in_index(L2), _in_index(Lo), _out_index(Lo), _out_index(L1), _out_index(L2))
+        plan = _SepPlan(*(torch.as_tensor(a).to(device=device, dtype=dtype) for a in floats),
+                        *(torch.as_tensor(a).to(device=device) for a in ints))
+        if len(_PLANS) >= 64:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = plan
+    return plan
 
 
 def _cached(key, build, device, dtype):
@@ -233,20 +256,24 @@ def _grid_dense(x1, x2, L1, L2, Lo, normalization):
 def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
     r"""The separable grid route: a Legendre matmul per ``(sign, |m|)``, then the azimuthal transform.
 
-    ``azimuth="dft"`` (the default, faster on CPU): the azimuthal sums as GEMMs over half the circle.
-    With :math:`E_k = \sum_m A_m \sqrt2\cos(m a_k)` and :math:`O_k = \sum_m A_{-m} \sqrt2\sin(m a_k)`
-    the values are :math:`f(\pm a_k) = E_k \pm O_k`, so the product's symmetric and antisymmetric parts
-    :math:`g(a_k) \pm g(-a_k) = 2 (E_1 E_2 + O_1 O_2),\ 2 (E_1 O_2 + O_1 E_2)` are all the cosine and sine
-    quadratures need: half the azimuths, no complex arithmetic. Its backward is analytic
-    (:class:`_GridSepProduct`). ``azimuth="fft"``: ``torch.fft`` over the full circle (slower on CPU at
-    these sizes: torch's small batched real FFTs), differentiated by autograd.
+    ``azimuth="dft"`` (the default, fastest on CPU): per input two GEMMs to the grid, a batched
+    Legendre matmul ``(2M, n_beta, l) @ (2M, l, B)`` and one azimuthal GEMM over the whole circle
+    ``(n_alpha, 2M) @ (2M, n_beta B)`` (both signs of ``m`` stacked in the contraction, so the values
+    come out in one piece and the product is one multiplication); back, one azimuthal quadrature GEMM
+    ``(2M_out, n_alpha) @ (n_alpha, n_beta B)`` and one batched Gauss-Legendre matmul. Equal degrees
+    share one pass for both inputs (concatenated along the batch). Its backward is analytic
+    (:class:`_GridSepProduct`); without gradients the autograd function is skipped. ``azimuth="fft"``:
+    ``torch.fft`` over the azimuth (slower on CPU at these sizes: torch's small batched real FFTs),
+    differentiated by autograd.
     """
     if azimuth == "dft":
-        return _GridSepProduct.apply(x1, x2, (L1, L2, Lo, normalization))
+        if torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad):
+            return _GridSepProduct.apply(x1, x2, (L1, L2, Lo, normalization))
+        return _sep_forward(x1, x2, _sep_plan(L1, L2, Lo, normalization, x1.device, x1.dtype))[0]
     i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
     _, n_alpha = grid_size(L1 + L2 + Lo)
     B, M = x1.shape[0], Lo + 1
-    P1, P2, W = _grid_sep_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype, azimuth)
+    P1, P2, W = _grid_sep_fft_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype)
 
     def to_grid(x, idx, P):  # -> values (B', n_beta, n_alpha) at the azimuths -alpha
         A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B')
@@ -263,31 +290,50 @@ def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
     return _scatter_out(torch.bmm(W, Hh), oidx)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
 
 
-def _half_values(x: Tensor, idx: Tensor, P: Tensor, T: Tensor) -> Tensor:
-    """Coefficients ``(B, (L+1)**2)`` -> ``(2 [E, O], K + 1, n_beta, B)`` on the half circle of azimuths."""
-    A = torch.bmm(P, _gather_in(x, idx))  # (2M, n_beta, B): a Legendre matmul per (sign, |m|)
-    return torch.bmm(T, A.view(2, T.shape[-1], -1)).view(2, T.shape[1], P.shape[1], x.shape[0])
+def _grid_sep_fft_tensors(L1, L2, Lo, normalization, device, dtype):
+    """Tables of ``_grid_sep(azimuth="fft")``: ``P1, P2 (2M, n_beta, l)`` with the irfft's factors, ``W (2M, l, n_beta)``."""
+
+    def build():
+        t = grid_tables(L1, L2, Lo)
+        s1, s2, so = _scales(normalization, L1, L2, Lo)
+        # the irfft doubles the m > 0 terms; the rfft's conjugate spectrum carries 2 pi (sqrt2 for m > 0)
+        half = np.where(np.arange(max(L1, L2) + 1) > 0, 1 / math.sqrt(2), 1.0)
+        P1 = _signs(np.transpose(t.P[: L1 + 1, : L1 + 1] * s1[None, :, None] * half[: L1 + 1, None, None], (0, 2, 1)))
+        P2 = _signs(np.transpose(t.P[: L2 + 1, : L2 + 1] * s2[None, :, None] * half[: L2 + 1, None, None], (0, 2, 1)))
+        c = np.where(np.arange(Lo + 1) > 0, 2 * math.sqrt(2) * math.pi, 2 * math.pi)
+        W = _signs(t.P[: Lo + 1, : Lo + 1] * t.w[None, None, :] * c[:, None, None] * so[None, :, None])
+        return P1, P2, W
+
+    return _cached(("grid_sep_fft", L1, L2, Lo, normalization), build, device, dtype)
 
 
-def _half_product(a: Tensor, b: Tensor) -> Tensor:
-    """``(E, O)`` pairs of two functions -> ``(g(a) + g(-a), g(a) - g(-a)) / 2`` of their product, stacked."""
-    (Ea, Oa), (Eb, Ob) = a.unbind(0), b.unbind(0)  # unbind: one stack in backward (slices zero-fill per piece)
-    return torch.stack([torch.addcmul(Ea * Eb, Oa, Ob), torch.addcmul(Ea * Ob, Oa, Eb)])
+def _to_grid(xt: Tensor, idx: Tensor, P: Tensor, H: Tensor) -> Tensor:
+    """Coefficients ``xt ((L+1)**2, B)`` (transposed) -> values ``(n_alpha, n_beta, B)`` on the grid: two GEMMs."""
+    B = xt.shape[1]
+    X = torch.index_select(xt, 0, idx).view(P.shape[0], P.shape[2], B)  # (2M, l, B) in (sign, |m|, l) order
+    A = torch.bmm(P, X)  # (2M, n_beta, B): a Legendre matmul per (sign, |m|)
+    return torch.mm(H, A.view(A.shape[0], -1)).view(H.shape[0], P.shape[1], B)  # both signs of m in one contraction
 
 
-def _half_project(g: Tensor, To: Tensor, W: Tensor, oidx: Tensor) -> Tensor:
-    """``(2, K + 1, n_beta, B)`` symmetric/antisymmetric parts -> ``(B, (L+1)**2)`` coefficients by quadrature."""
+def _from_grid(g: Tensor, Q: Tensor, W: Tensor, oidx: Tensor) -> Tensor:
+    """Values ``(n_alpha, n_beta, B)`` -> coefficients ``((L+1)**2, B)`` (e3nn's order on the rows) by quadrature."""
     B = g.shape[-1]
-    Hh = torch.bmm(To, g.view(2, g.shape[1], -1)).view(W.shape[0], -1, B)  # (2M, n_beta, B): azimuthal quadrature
-    return _scatter_out(torch.bmm(W, Hh), oidx)  # (2M, l, B): Gauss-Legendre quadrature per (sign, |m|)
+    Hh = torch.mm(Q, g.reshape(g.shape[0], -1)).view(W.shape[0], W.shape[2], B)  # (2M, n_beta, B): azimuthal
+    return torch.index_select(torch.bmm(W, Hh).view(-1, B), 0, oidx)  # Gauss-Legendre per (sign, |m|), then gather
 
 
-def _sep_values(x1, x2, i1, i2, P1, P2, T1, T2):
-    if x1.shape[1] == x2.shape[1]:  # one pass for both inputs
+def _sep_values(x1: Tensor, x2: Tensor, p: _SepPlan) -> tuple[Tensor, Tensor]:
+    if x1.shape[1] == x2.shape[1]:  # equal degrees: one pass for both inputs
         B = x1.shape[0]
-        f = _half_values(torch.cat([x1, x2]), i1, P1, T1)
-        return f.view(*f.shape[:3], 2, B).unbind(-2)
-    return _half_values(x1, i1, P1, T1), _half_values(x2, i2, P2, T2)
+        V = _to_grid(torch.cat([x1.T, x2.T], 1), p.i1, p.P1, p.H1)  # rows gathered from a contiguous copy
+        return V[..., :B], V[..., B:]
+    return _to_grid(x1.T, p.i1, p.P1, p.H1), _to_grid(x2.T, p.i2, p.P2, p.H2)
+
+
+def _sep_forward(x1: Tensor, x2: Tensor, p: _SepPlan) -> tuple[Tensor, Tensor, Tensor]:
+    """``(out (B, (Lo+1)**2), f1, f2)``: the product and the grid values ``(n_alpha, n_beta, B)`` of both inputs."""
+    f1, f2 = _sep_values(x1, x2, p)
+    return _from_grid(f1 * f2, p.Q, p.W, p.o).T, f1, f2  # out: a transposed view (rows gathered, not columns)
 
 
 class _GridSepProduct(torch.autograd.Function):
@@ -295,55 +341,41 @@ class _GridSepProduct(torch.autograd.Function):
 
     With :math:`h = \sum_i s^{out}_i\, \bar g_i Y_i` (the output gradient as a function on the grid), the
     gradient with respect to ``x1`` is the projection of :math:`h f_2` onto degree ``L1`` (and the same for
-    ``x2``): one more transform to the grid and two projections, on the grid of the forward. The backward
-    is written in differentiable operations, and under ``create_graph`` recomputes the grid values from
-    the inputs, so double backward (forces) is exact too.
+    ``x2``): one more transform to the grid and one projection (both inputs' in one pass for equal degrees),
+    on the grid of the forward. The backward is written in differentiable operations, and under
+    ``create_graph`` recomputes the grid values from the inputs, so double backward (forces) is exact too.
     """
 
     @staticmethod
     def forward(ctx, x1, x2, sizes):
-        L1, L2, Lo, normalization = sizes
-        i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
-        P1, P2, W, T1, T2, To = _grid_sep_tensors(L1, L2, Lo, normalization, x1.device, x1.dtype, "dft")
-        f1, f2 = _sep_values(x1, x2, i1, i2, P1, P2, T1, T2)
+        p = _sep_plan(*sizes, x1.device, x1.dtype)
+        out, f1, f2 = _sep_forward(x1, x2, p)
         ctx.save_for_backward(x1, x2, f1, f2)
         ctx.sizes = sizes
-        return _half_project(_half_product(f1, f2), To, W, oidx)
+        return out
 
     @staticmethod
     def backward(ctx, go):
         x1, x2, f1, f2 = ctx.saved_tensors
-        L1, L2, Lo, normalization = ctx.sizes
-        dev, dt = go.device, go.dtype
-        i1, i2, _ = _index_tensors(L1, L2, Lo, dev)
-        if torch.is_grad_enabled():  # double backward: grid values with their history
-            P1, P2, _, T1, T2, _ = _grid_sep_tensors(L1, L2, Lo, normalization, dev, dt, "dft")
-            f1, f2 = _sep_values(x1, x2, i1, i2, P1, P2, T1, T2)
-        Po, Too, W1, To1, W2, To2 = _grid_sep_bwd_tensors(L1, L2, Lo, normalization, dev, dt)
-        io, o1, o2 = _cached(("index_bwd", L1, L2, Lo), lambda: (_in_index(Lo), _out_index(L1), _out_index(L2)),
-                             dev, torch.int64)
-        h = _half_values(go.contiguous(), io, Po, Too)
-        g1 = _half_project(_half_product(h, f2), To1, W1, o1) if ctx.needs_input_grad[0] else None
-        g2 = _half_project(_half_product(h, f1), To2, W2, o2) if ctx.needs_input_grad[1] else None
+        p = _sep_plan(*ctx.sizes, go.device, go.dtype)
+        graph = torch.is_grad_enabled()
+        if graph:  # double backward: grid values with their history
+            f1, f2 = _sep_values(x1, x2, p)
+        h = _to_grid(go.T, p.io, p.Po, p.Ho)  # (n_alpha, n_beta, B)
+        need1, need2 = ctx.needs_input_grad[:2]
+        if need1 and need2 and x1.shape[1] == x2.shape[1]:  # one projection for both
+            B = go.shape[0]
+            if graph:
+                hv = torch.cat([h * f2, h * f1], dim=-1)
+            else:  # no intermediate copies: both products written into one buffer
+                hv = h.new_empty(*h.shape[:2], 2 * B)
+                torch.mul(h, f2, out=hv[..., :B])
+                torch.mul(h, f1, out=hv[..., B:])
+            g = _from_grid(hv, p.Q1, p.W1, p.o1)
+            return g[:, :B].T, g[:, B:].T, None
+        g1 = _from_grid(h * f2, p.Q1, p.W1, p.o1).T if need1 else None
+        g2 = _from_grid(h * f1, p.Q2, p.W2, p.o2).T if need2 else None
         return g1, g2, None
-
-
-def _grid_sep_bwd_tensors(L1, L2, Lo, normalization, device, dtype):
-    """Backward tables of :class:`_GridSepProduct`: the output degree as an input, the inputs' degrees as outputs.
-
-    ``Po, Too``: to the half grid from degree ``L_out`` (scaled like the output); ``W1, To1`` and ``W2, To2``:
-    quadrature projections onto degrees ``L1`` and ``L2`` (scaled like the inputs).
-    """
-
-    def build():
-        t = grid_tables(L1, L2, Lo)
-        s1, s2, so = _scales(normalization, L1, L2, Lo)
-        Po, Too = _sep_in(t, Lo, so)
-        W1, To1 = _sep_out(t, L1, s1)
-        W2, To2 = _sep_out(t, L2, s2)
-        return Po, Too, W1, To1, W2, To2
-
-    return _cached(("grid_sep_bwd", L1, L2, Lo, normalization), build, device, dtype)
 
 
 # ------------------------------------------------------------------------------------------- fourier

@@ -97,6 +97,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_positive_int, default=None)
     b.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     b.add_argument("--csv", default=None, help="write the results to this CSV file")
+    # --- bench gaunt (the Gaunt tensor-product suite: equinets.train.bench.bench_gaunt) ---
+    bg = b.add_subparsers(dest="bench_target", metavar="{gaunt}", title="suites (instead of training throughput)")
+    g = bg.add_parser("gaunt", help="Gaunt tensor products: routes, e3nn / cuEquivariance baselines, sweeps, bandwidth",
+                      description="Gaunt products (L, L) -> 2L in float32: every route over L = 1..--lmax, e3nn's "
+                      "Gaunt-path TensorProduct and FullTensorProduct (and cuEquivariance / OpenEquivariance on CUDA "
+                      "when installed), forward and forward+backward, batch and channel sweeps; CSVs, plots, the fitted "
+                      "exponent in L and the achieved bandwidth.")
+    g.add_argument("--lmax", dest="g_lmax", metavar="L", type=_nonneg_int, default=16, help="routes over L = 1..L (0: skip)")
+    g.add_argument("--e3nn-lmax", dest="g_e3nn_lmax", metavar="L", type=_nonneg_int, default=12,
+                   help="e3nn's Gaunt-path TensorProduct up to this L (0: skip)")
+    g.add_argument("--full-lmax", dest="g_full_lmax", metavar="L", type=_nonneg_int, default=8,
+                   help="e3nn's FullTensorProduct up to this L (0: skip)")
+    g.add_argument("--device", dest="g_device", default="cpu", choices=("auto", "cpu", "cuda"))
+    g.add_argument("--batch", dest="g_batch", metavar="B", type=_positive_int, default=256)
+    g.add_argument("--sweep-l", dest="g_sweep_L", metavar="L", type=_nonneg_int, default=6,
+                   help="L of the batch/channel sweeps (0: skip)")
+    g.add_argument("--batches", dest="g_batches", metavar="B", type=_positive_int, nargs="+", default=[16, 64, 256, 1024])
+    g.add_argument("--channels", dest="g_channels", metavar="C", type=_positive_int, nargs="+", default=[1, 4, 16, 64])
+    g.add_argument("--repeats", dest="g_repeats", metavar="N", type=_positive_int, default=15)
+    g.add_argument("--warmup", dest="g_warmup", metavar="N", type=_nonneg_int, default=2)
+    g.add_argument("--threads", dest="g_threads", metavar="N", type=_positive_int, default=1,
+                   help="torch threads (default 1)")
+    g.add_argument("--out", dest="g_out", metavar="DIR", default=None,
+                   help="output directory (default: bench-gaunt, made unique; never one holding earlier results)")
+    g.add_argument("--no-plots", dest="g_plots", action="store_false", help="CSVs only")
+    # --- end bench gaunt ---
 
     d = sub.add_parser("data", help="generate (or check) a dataset and print its statistics")
     d.add_argument("name", help="dataset name: shapes, parts, modelnet40, shapenetpart, scanobjectnn, nbody")
@@ -216,7 +242,34 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_bench_gaunt(args) -> int:
+    from .bench import GAUNT_FILES, bench_gaunt
+
+    if args.g_out is None:
+        base = Path("bench-gaunt")
+        out, i = base, 1
+        while out.exists():
+            i += 1
+            out = base.with_name(f"bench-gaunt-{i}")
+    else:
+        out = Path(args.g_out)
+        held = [f for f in GAUNT_FILES if (out / f).exists()]
+        if held:
+            raise ArgumentError("equinets bench gaunt", f"argument --out: {out} already holds results ({held[0]}); "
+                                "choose a new directory")
+    try:
+        bench_gaunt(lmax=args.g_lmax, e3nn_lmax=args.g_e3nn_lmax, full_lmax=args.g_full_lmax, device=args.g_device,
+                    batch=args.g_batch, sweep_L=args.g_sweep_L, batches=args.g_batches, channels=args.g_channels,
+                    repeats=args.g_repeats, warmup=args.g_warmup, threads=args.g_threads, out=out, plots=args.g_plots)
+    except UserError as e:  # its argument checks, reported as this subcommand's
+        raise ArgumentError("equinets bench gaunt", str(e)) from e
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_bench(args) -> int:
+    if getattr(args, "bench_target", None) == "gaunt":
+        return _cmd_bench_gaunt(args)
     from ..nn import list_models
     from .bench import bench_training, write_csv
 
