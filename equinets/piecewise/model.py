@@ -292,6 +292,7 @@ class APEN(nn.Module):
         xt = inp.x if self.irreps_in is not None else None
         vectors = None
         votes, parts, feats = [], [], []
+        nbr = nbr_label = None
         for i, block in enumerate(self.blocks):
             if partition is not None:
                 part = given
@@ -302,7 +303,8 @@ class APEN(nn.Module):
                 part = self._assign(mix, bt)
             fr = part_frames(pos, part, self.group, tol=self.tol, degenerate=self.degenerate,
                              num_angles=self.num_angles)
-            nbr = part_neighbors(pos, part.label, self.k)  # (N, k, 3)
+            if nbr is None or not torch.equal(part.label, nbr_label):  # same parts as the last block: same kNN
+                nbr, nbr_label = part_neighbors(pos, part.label, self.k), part.label  # (N, k, 3)
             vin = nbr if vectors is None else torch.cat([nbr, vectors], dim=1)
             scalars, v = block(pos, part, fr, scalars, vin, xt if i == 0 else None)
             votes.append(v[:, 0])
