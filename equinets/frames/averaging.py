@@ -84,7 +84,12 @@ class FrameAveraging(nn.Module):
             the full average; :func:`frame_pairs`); ``None``, and ``eval()`` always, use the full
             frame. The same name and meaning in :class:`FAGNN` and :class:`GraphFrameAveraging`
             (whose ``max_frames`` is a different thing, a *cap* on enumeration).
-        tol, degenerate, num_angles: degenerate-spectrum policy, see :func:`pca_frames`.
+        tol, degenerate, num_angles: degenerate-spectrum policy, see :func:`pca_frames`
+            (``degenerate="harmonic"``: near-ties oriented by angular moments, with ``tie_tol``).
+        signs, sign_tol: ``"all"`` (the paper: average over every sign flip) or ``"shrink"`` (signs
+            fixed by the skewness of the projections, only ambiguous axes averaged: usually a single
+            frame, the cost of the plain backbone), see :func:`pca_frames`.
+        tie_tol: band of the ``"harmonic"`` tie policy, see :func:`pca_frames`.
 
     Shapes:
         - **input:** ``pos`` ``(N, 3)`` / ``(B, N, 3)`` / ``Data``; ``x`` ``(N, irreps_in.dim)`` or
@@ -120,9 +125,12 @@ class FrameAveraging(nn.Module):
         tol: float | None = None,
         degenerate: str = "blend",
         num_angles: int = 4,
+        signs: str = "all",
+        sign_tol: float | None = None,
+        tie_tol: float | None = None,
     ) -> None:
         super().__init__()
-        check_frame_options(group, tol, degenerate, num_angles)
+        check_frame_options(group, tol, degenerate, num_angles, signs, sign_tol, tie_tol)
         if task not in (None, *TASKS):
             raise ValueError(f"task must be None or one of {TASKS}, got {task!r}")
         self.backbone = backbone
@@ -135,11 +143,12 @@ class FrameAveraging(nn.Module):
             self.task = None
         self.num_samples = check_int(num_samples, "num_samples", 1, allow_none=True)
         self.tol, self.degenerate, self.num_angles = tol, degenerate, num_angles
+        self.signs, self.sign_tol, self.tie_tol = signs, sign_tol, tie_tol
 
     def frames(self, pos, batch: Tensor | None = None) -> Frames:
         """The frames this module averages over (see :func:`pca_frames`)."""
         return pca_frames(pos, batch, self.group, tol=self.tol, degenerate=self.degenerate,
-                          num_angles=self.num_angles)
+                          num_angles=self.num_angles, signs=self.signs, sign_tol=self.sign_tol, tie_tol=self.tie_tol)
 
     def forward(self, pos, x: Tensor | None = None, batch: Tensor | None = None, **kwargs) -> Tensor:
         inp = as_points(pos, x, batch)
@@ -211,4 +220,6 @@ class FrameAveraging(nn.Module):
             s += f", num_samples={self.num_samples}"
         if self.degenerate != "blend":
             s += f", degenerate={self.degenerate!r}"
+        if self.signs != "all":
+            s += f", signs={self.signs!r}"
         return f"{type(self).__name__}({s}, backbone={type(self.backbone).__name__})"

@@ -14,10 +14,16 @@ from torch import Tensor
 
 from .._checks import as_points, check_choice, check_finite, check_int, check_real
 
-__all__ = ["Frames", "pca_frames", "frame_pairs", "check_frame_options", "GROUPS", "DEGENERATE_POLICIES"]
+__all__ = ["Frames", "pca_frames", "frame_pairs", "check_frame_options", "GROUPS", "DEGENERATE_POLICIES", "SIGN_POLICIES",
+           "frame_sign_stats"]
 
 GROUPS = ("O3", "SO3", "E3", "SE3")
-DEGENERATE_POLICIES = ("blend", "none")
+DEGENERATE_POLICIES = ("blend", "none", "harmonic")
+SIGN_POLICIES = ("all", "shrink")
+#: default ``sign_tol``: skewness below which an axis counts as sign-ambiguous
+DEFAULT_SIGN_TOL = 0.1
+#: default ``tie_tol`` of ``degenerate="harmonic"``: relative eigen-gap band and angular-moment scale
+DEFAULT_TIE_TOL = 0.1
 
 
 class Frames(NamedTuple):
@@ -88,6 +94,9 @@ def pca_frames(
     tol: float | None = None,
     degenerate: str = "blend",
     num_angles: int = 4,
+    signs: str = "all",
+    sign_tol: float | None = None,
+    tie_tol: float | None = None,
 ) -> Frames:
     r"""PCA frames :math:`\mathcal{F}(X) \subset G` per cloud, with :math:`\mathcal{F}(gX) = g\mathcal{F}(X)`.
 
@@ -159,7 +168,9 @@ def pca_frames(
         >>> fr.rotations.shape, bool(fr.degenerate), round(float(fr.weights.sum()), 6)
         (torch.Size([1, 96, 3, 3]), True, 1.0)
     """
-    tol = check_frame_options(group, tol, degenerate, num_angles)
+    tol = check_frame_options(group, tol, degenerate, num_angles, signs, sign_tol, tie_tol)
+    sign_tol = DEFAULT_SIGN_TOL if sign_tol is None else float(sign_tol)
+    tie_tol = DEFAULT_TIE_TOL if tie_tol is None else float(tie_tol)
     inp = as_points(pos, None, batch)
     tol = default_tol(inp.pos.dtype) if tol is None else tol
     B, b = inp.num_graphs, inp.batch
@@ -195,6 +206,10 @@ def pca_frames(
     rel = torch.where(scale[:, None] > 0, gaps / scale.clamp_min(torch.finfo(torch.float64).tiny)[:, None],
                       torch.zeros_like(gaps))
     translation = centroid if group in ("E3", "SE3") else torch.zeros_like(centroid)
+    if signs != "all" or degenerate == "harmonic":
+        return _general_frames(d, w, wsum, b, cov, evals, V, rel, proper, centroid, translation, tol=tol,
+                               degenerate=degenerate, num_angles=num_angles, signs=signs, sign_tol=sign_tol,
+                               tie_tol=tie_tol)
     if degenerate == "none":
         rot = V[:, None] @ S  # (B, F0, 3, 3)
         wts = p.new_full((B, F0), 1.0 / F0)
@@ -224,7 +239,230 @@ def pca_frames(
     return Frames(rot, wts, centroid, translation, evals, rel, (rel < tol).any(dim=1))
 
 
-def check_frame_options(group: str, tol: float | None, degenerate: str, num_angles: int) -> float | None:
+def _step(u: Tensor) -> Tensor:
+    """Smoothstep ``3u^2 - 2u^3`` of ``u`` clamped to ``[0, 1]`` (0 below, 1 above, C^1)."""
+    u = u.clamp(0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)
+
+
+def _rank(u: Tensor) -> Tensor:
+    """Soft ``u > 0``: 0 for ``u <= -1``, 1/2 at 0, 1 for ``u >= 1``; ``_rank(u) + _rank(-u) = 1``."""
+    return _step(0.5 * (u + 1.0))
+
+
+_FIXED = 1e6  # rank key of a column whose direction is already oriented (never the one left to the determinant)
+
+
+def _sign_weights(psi: Tensor, kappa: Tensor, proper: bool, sign_tol: float) -> Tensor:
+    r"""Weights ``(..., F0)`` of the sign patterns of :func:`_sign_mats` from per-column sign beliefs.
+
+    ``psi`` ``(..., 3)`` in ``[-1, 1]``: belief that column k keeps its sign (+1), flips (-1) or is
+    ambiguous (0); improper groups: :math:`w(\alpha) = \prod_k (1 + \alpha_k \psi_k)/2`. Proper groups:
+    two signs fix the third (:math:`\alpha_1\alpha_2\alpha_3 = 1`); the column ``l`` left to the
+    determinant is the least decisive one (smallest ``kappa``), softly: :math:`r_l \propto \prod_{m \ne l}
+    \mathrm{rank}((\kappa_m - \kappa_l)/\mathrm{tol})`, :math:`w(\alpha) = \sum_l r_l \prod_{k \ne l}
+    (1 + \alpha_k \psi_k)/2`. Both are continuous in ``psi`` and ``kappa`` and sum to 1.
+    """
+    alpha = _sign_mats(proper).diagonal(dim1=-2, dim2=-1).to(psi)  # (F0, 3)
+    q = 0.5 * (1.0 + alpha * psi.unsqueeze(-2))  # (..., F0, 3)
+    if not proper:
+        return q.prod(-1)
+    diff = (kappa.unsqueeze(-2) - kappa.unsqueeze(-1)) / sign_tol  # [..., l, m] = kappa_m - kappa_l
+    eye = torch.eye(3, dtype=torch.bool, device=psi.device)
+    r = torch.where(eye, torch.ones_like(diff), _rank(diff)).prod(-1)  # (..., 3)
+    r = r / r.sum(-1, keepdim=True)
+    pair = torch.stack([q[..., [1, 2]].prod(-1), q[..., [0, 2]].prod(-1), q[..., [0, 1]].prod(-1)], -1)  # drop l
+    return (pair * r.unsqueeze(-2)).sum(-1)
+
+
+def frame_sign_stats(pos, batch: Tensor | None = None, bases: Tensor | None = None, weights: Tensor | None = None):
+    r"""Skewness of a cloud along the columns of bases: the sign statistic of ``signs="shrink"``.
+
+    For a (weighted) cloud with centroid :math:`t` and an orthonormal basis :math:`U`,
+
+    .. math::
+        s_k = \frac{\sum_i w_i \big(u_k^\top (x_i - t)\big)^3 / \sum_i w_i}
+                   {\big(u_k^\top C u_k\big)^{3/2}},
+
+    the skewness of the projections on column :math:`u_k`: invariant to translation and scale, odd in
+    the sign of :math:`u_k` (so the sign making :math:`s_k > 0` is equivariant), 0 for a cloud with a
+    mirror symmetry across the plane normal to :math:`u_k`. ``bases=None`` uses the PCA eigenvectors
+    (ascending eigenvalues).
+
+    Shapes:
+        ``pos`` ``(N, 3)`` / ``(B, N, 3)``; ``bases`` ``(B, C, 3, 3)`` or ``(B, 3, 3)`` -> ``(B, C, 3)``
+        or ``(B, 3)``.
+
+    Example:
+        >>> pos = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3], [-1, 0, 0]])
+        >>> s = frame_sign_stats(pos, bases=torch.eye(3)[None])
+        >>> s.shape, bool(s[0, 0].abs() < 1e-6)  # mirror-symmetric in x: no sign along x
+        (torch.Size([1, 3]), True)
+    """
+    inp = as_points(pos, None, batch)
+    B, b = inp.num_graphs, inp.batch
+    p = inp.pos.detach().to(torch.float64)
+    w = p.new_ones(p.shape[0]) if weights is None else weights.detach().reshape(-1).to(torch.float64)
+    wsum = p.new_zeros(B).index_add_(0, b, w).clamp_min(torch.finfo(torch.float64).tiny)
+    d = p - (p.new_zeros(B, 3).index_add_(0, b, w[:, None] * p) / wsum[:, None])[b]
+    cov = p.new_zeros(B, 3, 3).index_add_(0, b, w[:, None, None] * d[:, :, None] * d[:, None, :]) / wsum[:, None, None]
+    T = _third_moment(d, w, wsum, b, B)
+    if bases is None:
+        bases = torch.linalg.eigh(0.5 * (cov + cov.mT))[1]
+    one = bases.dim() == 3
+    U = (bases[:, None] if one else bases).to(torch.float64)
+    s = _skewness(T, cov, U)
+    return s[:, 0] if one else s
+
+
+def _third_moment(d: Tensor, w: Tensor, wsum: Tensor, b: Tensor, B: int) -> Tensor:
+    """``(B, 3, 3, 3)`` weighted third-moment tensor of the centred points ``d``."""
+    outer = (d[:, :, None, None] * d[:, None, :, None] * d[:, None, None, :]).reshape(-1, 27)
+    return (d.new_zeros(B, 27).index_add_(0, b, w[:, None] * outer) / wsum[:, None]).reshape(B, 3, 3, 3)
+
+
+def _skewness(T: Tensor, cov: Tensor, U: Tensor) -> Tensor:
+    """Skewness ``(B, C, 3)`` along the columns of ``U`` ``(B, C, 3, 3)``; 0 along a direction of zero variance."""
+    m3 = torch.einsum("bijk,bcia,bcja,bcka->bca", T, U, U, U)
+    var = torch.einsum("bij,bcia,bcja->bca", cov, U, U).clamp_min(0.0)
+    scale = cov.diagonal(dim1=-2, dim2=-1).sum(-1)[:, None, None]  # trace: the cloud's spread
+    floor = 1e-12 * scale + torch.finfo(torch.float64).tiny
+    return m3 / (var + floor) ** 1.5
+
+
+def _rot_in_plane(i: int, j: int, angles: Tensor) -> Tensor:
+    """``(K, 3, 3)`` rotations by ``angles`` in the (e_i, e_j) plane."""
+    R = torch.eye(3, dtype=torch.float64, device=angles.device).repeat(angles.shape[0], 1, 1)
+    R[:, i, i], R[:, j, j] = angles.cos(), angles.cos()
+    R[:, i, j], R[:, j, i] = -angles.sin(), angles.sin()
+    return R
+
+
+def _perms(proper: bool) -> Tensor:
+    """The 6 permutation matrices, with the first column negated where that makes them proper."""
+    out = []
+    for perm in itertools.permutations(range(3)):
+        P = torch.eye(3, dtype=torch.float64)[:, list(perm)]
+        if proper and torch.linalg.det(P) < 0:
+            P[:, 0] = -P[:, 0]
+        out.append(P)
+    return torch.stack(out)
+
+
+#: angular moments that orient a degenerate plane: (harmonic order m, radial power k). Order 1 is useless (the
+#: centred in-plane coordinates sum to 0) and order 2 is the covariance itself; the radial power 8 weights the outline,
+#: where flats, notches and corners are (on shapes-hard it doubles the signal-to-noise ratio of k = m).
+_HARMONICS = ((3, 8), (4, 8))
+
+
+def _harmonic_bases(d: Tensor, w: Tensor, wsum: Tensor, b: Tensor, B: int, V: Tensor, plane: tuple[int, int, int],
+                    tie_tol: float) -> tuple[Tensor, Tensor]:
+    r"""Bases ``(B, 7, 3, 3)`` orienting the plane of eigenvectors ``plane[:2]`` by angular moments, with weights.
+
+    In-plane coordinates :math:`\rho_i e^{i\phi_i}`; for each ``(m, k)`` of :data:`_HARMONICS`,
+    :math:`Z_m = \sum_i w_i \rho_i^k e^{i m \phi_i}`, concentration :math:`\hat z_m = |Z_m| / \sum_i w_i
+    \rho_i^k \in [0, 1]`, and the ``m`` directions :math:`\theta = (\arg Z_m + 2\pi j)/m` (those maximising
+    :math:`\sum_i w_i \rho_i^k \cos m(\phi_i - \theta)`: intrinsic to the plane, whatever basis ``eigh``
+    returned in it, hence exactly equivariant). Weight of order ``m``: confidence
+    :math:`\mathrm{step}(\hat z_m/\mathrm{tie\_tol})` times a soft preference for the most concentrated
+    order, split evenly over its ``m`` directions. Columns: (oriented direction, third axis x it, third
+    axis) for the plane (1, 2), (first axis, oriented direction, first axis x it) for (2, 3); the
+    oriented column is the first, resp. second.
+    """
+    i, j, k = plane
+    Vb = V[b]
+    a, c = (d * Vb[:, :, i]).sum(-1), (d * Vb[:, :, j]).sum(-1)
+    rho, phi = torch.sqrt(a * a + c * c), torch.atan2(c, a)
+    conc, theta0 = [], []
+    for m, kpow in _HARMONICS:
+        rk = w * rho**kpow
+        re = d.new_zeros(B).index_add_(0, b, rk * torch.cos(m * phi))
+        im = d.new_zeros(B).index_add_(0, b, rk * torch.sin(m * phi))
+        den = d.new_zeros(B).index_add_(0, b, rk)
+        conc.append(torch.where(den > 0, torch.sqrt(re * re + im * im) / den.clamp_min(torch.finfo(d.dtype).tiny),
+                                torch.zeros_like(den)))
+        theta0.append(torch.atan2(im, re) / m)
+    z = torch.stack(conc, 1)  # (B, 3)
+    diff = (z[:, :, None] - z[:, None, :]) / tie_tol  # [b, m, m'] = z_m - z_m'
+    eye = torch.eye(len(_HARMONICS), dtype=torch.bool, device=d.device)
+    pref = torch.where(eye, torch.ones_like(diff), _rank(diff)).prod(-1)
+    pref = pref / pref.sum(-1, keepdim=True)
+    pm = _step(z / tie_tol) * pref  # (B, 3), sum <= 1
+    bases, weights = [], []
+    u, v, n = V[:, :, i], V[:, :, j], V[:, :, k]
+    for h, (m, _) in enumerate(_HARMONICS):
+        for jj in range(m):
+            th = theta0[h] + 2 * torch.pi * jj / m
+            e = th.cos()[:, None] * u + th.sin()[:, None] * v
+            if plane[2] == 2:
+                cols = [e, torch.linalg.cross(n, e), n]
+            else:
+                cols = [n, e, torch.linalg.cross(n, e)]
+            bases.append(torch.stack(cols, -1))
+            weights.append(pm[:, h] / m)
+    return torch.stack(bases, 1), torch.stack(weights, 1)
+
+
+def _blend_bases(V: Tensor, rel: Tensor, tol: float, m: int, proper: bool) -> tuple[Tensor, Tensor]:
+    """The unsigned bases ``(B, 2m + 7, 3, 3)`` of the ``"blend"`` policy and their weights ``(B, 2m + 7)``."""
+    B, dev = V.shape[0], V.device
+    dg = 1.0 - _step(rel / tol)
+    d12, d23 = dg[:, 0], dg[:, 1]
+    w0, w12, w23, w123 = (1 - d12) * (1 - d23), d12 * (1 - d23), (1 - d12) * d23, d12 * d23
+    ang = torch.arange(m, dtype=torch.float64, device=dev) * torch.pi / m
+    cand = torch.cat([torch.eye(3, dtype=torch.float64, device=dev)[None], _rot_in_plane(0, 1, ang),
+                      _rot_in_plane(1, 2, ang), _perms(proper).to(dev)])  # (2m + 7, 3, 3)
+    bases = V[:, None] @ cand
+    wts = torch.cat([w0[:, None], (w12 / m)[:, None].expand(B, m), (w23 / m)[:, None].expand(B, m),
+                     (w123 / 6)[:, None].expand(B, 6)], 1)
+    return bases, wts
+
+
+def _general_frames(d, w, wsum, b, cov, evals, V, rel, proper, centroid, translation, *, tol, degenerate, num_angles,
+                    signs, sign_tol, tie_tol) -> Frames:
+    """Frames of the shrunk-sign and harmonic-tie policies: weighted unsigned bases, then weighted sign patterns."""
+    B = V.shape[0]
+    if degenerate == "none":
+        bases, omega = V[:, None], V.new_ones(B, 1)
+        fixed = torch.zeros(1, 3, dtype=torch.bool, device=V.device)
+    else:
+        bases, omega = _blend_bases(V, rel, tol, num_angles, proper)
+        fixed = torch.zeros(bases.shape[1], 3, dtype=torch.bool, device=V.device)
+    if degenerate == "harmonic":
+        band = 1.0 - _step(rel / tie_tol)
+        b12, b23 = band[:, 0], band[:, 1]
+        h12, p12 = _harmonic_bases(d, w, wsum, b, B, V, (0, 1, 2), tie_tol)
+        h23, p23 = _harmonic_bases(d, w, wsum, b, B, V, (1, 2, 0), tie_tol)
+        w12, w23 = b12 * (1 - b23), (1 - b12) * b23
+        rest = 1.0 - w12 * p12.sum(1) - w23 * p23.sum(1)
+        bases = torch.cat([bases, h12, h23], 1)
+        omega = torch.cat([omega * rest[:, None], w12[:, None] * p12, w23[:, None] * p23], 1)
+        nh = h12.shape[1]
+        fx = torch.zeros(2 * nh, 3, dtype=torch.bool, device=V.device)
+        fx[:nh, 0], fx[nh:, 1] = True, True
+        fixed = torch.cat([fixed, fx])
+    C = bases.shape[1]
+    if signs == "shrink":
+        T = _third_moment(d, w, wsum, b, B)
+        s = _skewness(T, cov, bases)  # (B, C, 3)
+        psi = s.sign() * _step(s.abs() / sign_tol)
+        kappa = s.abs()
+    else:
+        psi = bases.new_zeros(B, C, 3)
+        kappa = bases.new_zeros(B, C, 3)
+    psi = torch.where(fixed, torch.ones_like(psi), psi)
+    kappa = torch.where(fixed, torch.full_like(kappa, _FIXED), kappa)
+    sw = _sign_weights(psi, kappa, proper, sign_tol)  # (B, C, F0)
+    S = _sign_mats(proper).to(V.device)
+    F0 = S.shape[0]
+    rot = (bases[:, :, None] @ S).reshape(B, C * F0, 3, 3)
+    wts = (omega[:, :, None] * sw).reshape(B, C * F0)
+    wts = wts / wts.sum(1, keepdim=True)
+    return Frames(rot, wts, centroid, translation, evals, rel, (rel < tol).any(dim=1))
+
+
+def check_frame_options(group: str, tol: float | None, degenerate: str, num_angles: int, signs: str = "all",
+                        sign_tol: float | None = None, tie_tol: float | None = None) -> float | None:
     """Validate the frame options shared by :func:`pca_frames` and the wrappers; return ``tol`` as a float.
 
     >>> check_frame_options("E3", None, "blend", 4) is None
@@ -237,20 +475,25 @@ def check_frame_options(group: str, tol: float | None, degenerate: str, num_angl
     check_choice(group, "group", GROUPS)
     check_choice(degenerate, "degenerate", DEGENERATE_POLICIES)
     check_int(num_angles, "num_angles", 1)
+    check_choice(signs, "signs", SIGN_POLICIES)
+    if sign_tol is not None:
+        check_tol(sign_tol, "sign_tol")
+    if tie_tol is not None:
+        check_tol(tie_tol, "tie_tol")
     return None if tol is None else check_tol(tol)
 
 
-def check_tol(tol) -> float:
-    """``tol`` as a float if it is a real number ``> 0``, else an error naming ``tol``.
+def check_tol(tol, name: str = "tol") -> float:
+    """``tol`` as a float if it is a real number ``> 0``, else an error naming ``name``.
 
     >>> check_tol(0)
     Traceback (most recent call last):
     ...
     ValueError: tol must be > 0, got 0.0
     """
-    tol = check_real(tol, "tol")
+    tol = check_real(tol, name)
     if not tol > 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
+        raise ValueError(f"{name} must be > 0, got {tol}")
     return tol
 
 
