@@ -2,6 +2,8 @@
 
 * generated, no download: :class:`ShapesDataset` (``shapes``, classification of parametric
   solids) and :class:`PartsDataset` (``parts``, ShapeNetPart-style part segmentation);
+* generated, hard for frames: :class:`ShapesHardDataset` (``shapes-hard``, near-symmetric bodies told
+  apart by small asymmetric details, with mirror-image pairs);
 * generated for piecewise equivariance (APEN): :class:`ArticulatedDataset` (``articulated``, posed
   kinematic trees: part segmentation and subject classification on unseen articulations) and
   :class:`ScenesDataset` (``scenes``, independently moved objects labelled by class and instance);
@@ -31,6 +33,7 @@ from .scanobjectnn import SCANOBJECTNN_CLASSES, SCANOBJECTNN_VARIANTS, ScanObjec
 from .scenes import ScenesDataset, generate_scenes, scene_classes
 from .shapenetpart import SHAPENETPART_CATEGORIES, ShapeNetPart
 from .shapes import SHAPE_CLASSES, ShapesDataset, generate_shapes
+from .shapes_hard import MIRROR_PAIRS, SHAPES_HARD_CLASSES, ShapesHardDataset, generate_shapes_hard
 from .transforms import (
     Compose,
     Jitter,
@@ -47,6 +50,10 @@ __all__ = [
     "PointCloudDataset",
     "SegmentationMixin",
     "ShapesDataset",
+    "ShapesHardDataset",
+    "generate_shapes_hard",
+    "SHAPES_HARD_CLASSES",
+    "MIRROR_PAIRS",
     "PartsDataset",
     "ModelNet40",
     "ShapeNetPart",

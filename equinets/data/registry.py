@@ -14,6 +14,7 @@ from .scanobjectnn import ScanObjectNN
 from .scenes import ScenesDataset
 from .shapenetpart import ShapeNetPart
 from .shapes import ShapesDataset
+from .shapes_hard import ShapesHardDataset
 
 #: name -> dataset class; each class has ``task`` ("cls"/"seg"/"reg") and ``up_axis`` ("z"/"y").
 DATASETS: dict[str, type[PointCloudDataset] | type[NBody]] = {
@@ -26,6 +27,7 @@ DATASETS: dict[str, type[PointCloudDataset] | type[NBody]] = {
     "articulated": ArticulatedDataset,
     "scenes": ScenesDataset,
     "dfaust": DFAUST,
+    "shapes-hard": ShapesHardDataset,
 }
 
 
@@ -34,7 +36,7 @@ def list_datasets() -> list[str]:
 
     >>> list_datasets()  # doctest: +NORMALIZE_WHITESPACE
     ['articulated', 'dfaust', 'modelnet40', 'nbody', 'parts', 'scanobjectnn', 'scenes', 'shapenetpart',
-     'shapes']
+     'shapes', 'shapes-hard']
     """
     return sorted(DATASETS)
 
