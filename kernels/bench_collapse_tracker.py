@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from equinets._bench import compare, machine_info, pin_threads, timing_row, write_results
+from equinets._bench import compare, pin_threads, timing_row, write_results
 from equinets.collapse import CollapseTracker, nc_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -125,7 +125,6 @@ def main(argv=None) -> None:
         pin_threads(threads)
         t = compare({"xtx": xtx, "tracker": track}, repeats=a.repeats, warmup=1)
         base = t["xtx"]
-        info = machine_info()
         for name, tm in t.items():
             row = {"op": name, "n": n, "dim": d, "classes": K, "batch": B, "threads": threads,
                    **timing_row(tm, base)}
@@ -134,7 +133,7 @@ def main(argv=None) -> None:
                 row.update(peak_extra_mb=round((mem.peak - mem.start) / 2**20, 2),
                            state_bound_mb=round(state_bytes / 2**20, 2), batch_mb=round(batch_bytes / 2**20, 2),
                            nc1=got["nc1"], nc1_rel_err_vs_float64_100k=f"{rel_nc1:.2e}")
-            rows.append({**row, **{f"m_{k}": v for k, v in info.items()}})
+            rows.append(row)
             print({k: v for k, v in row.items()}, flush=True)
     write_results(rows, a.out)
     try:

@@ -193,6 +193,9 @@ def check_features(features, labels, num_classes: int | None = None, *,
     if num_classes is None:
         check_labels(labels, 2**62, "labels")
         num_classes = int(labels.max()) + 1
+        if num_classes < 2:
+            raise ValueError("labels must hold at least 2 classes (neural collapse compares classes), got only "
+                             "class 0; pass num_classes to name the others")
     else:
         num_classes = check_int(num_classes, "num_classes", 2)
         check_labels(labels, num_classes, "labels")
