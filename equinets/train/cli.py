@@ -1,4 +1,4 @@
-"""The ``equinets`` command line: ``train``, ``eval``, ``bench``, ``data`` and ``configs``.
+"""The ``equinets`` command line: ``train``, ``eval``, ``collapse``, ``bench``, ``data`` and ``configs``.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     equinets train --out runs/exp1 --resume          # continue an interrupted run
     equinets train --out runs/exp1 --resume --epochs 40   # extend it (never shrink it)
     equinets eval --checkpoint runs/exp1/best.pt test_rotation=SO3
+    equinets collapse --checkpoint runs/exp1/best.pt --split test   # neural-collapse metrics + plots
     equinets bench --models pointnet dgcnn
     equinets data shapes
     torchrun --nproc_per_node=2 -m equinets train --out runs/ddp
@@ -87,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint", usage="%(prog)s --checkpoint PATH [key=value ...]")
     e.add_argument("--checkpoint", required=True, help="path to last.pt / best.pt")
     e.epilog = f"overrides allowed: {', '.join(EVAL_OVERRIDES)}"
+
+    c = sub.add_parser("collapse", help="neural-collapse analysis of a checkpoint (metrics CSV and plots)")
+    c.add_argument("--checkpoint", required=True, help="path to RUN/best.pt or RUN/last.pt")
+    c.add_argument("--split", default="train", choices=("train", "val", "test"),
+                   help="the data the features are measured on (default: train)")
+    c.add_argument("--out", default=None, help="output folder (default: the run directory)")
+    c.add_argument("--force", action="store_true", help="replace an earlier analysis of the same split")
+    c.add_argument("--batch-size", type=_positive_int, default=None, help="default: the run's eval_batch_size")
+    c.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default: the run's device")
+    c.add_argument("--data-root", default=None, help="default: the run's data_root")
+    c.add_argument("--global-mean", default="class", choices=("class", "sample"),
+                   help="centre the class means on the mean of class means (default) or the sample mean")
 
     b = sub.add_parser("bench", help="training throughput and peak memory of backbones")
     b.add_argument("--models", nargs="+", default=["pointnet", "dgcnn"])
@@ -267,6 +280,17 @@ def _cmd_bench_gaunt(args) -> int:
     return 0
 
 
+def _cmd_collapse(args) -> int:
+    from ..collapse.analysis import analyse_checkpoint
+
+    res = analyse_checkpoint(args.checkpoint, split=args.split, out=args.out, overwrite=args.force,
+                             device=args.device, batch_size=args.batch_size, data_root=args.data_root,
+                             global_mean=args.global_mean)
+    print(_dumps({"checkpoint": str(args.checkpoint), "split": args.split, "csv": res["csv"], "png": res["png"],
+                  **res["metrics"]}))
+    return 0
+
+
 def _cmd_bench(args) -> int:
     if getattr(args, "bench_target", None) == "gaunt":
         return _cmd_bench_gaunt(args)
@@ -329,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "eval":
             return _cmd_eval(args)
+        if args.command == "collapse":
+            return _cmd_collapse(args)
         if args.command == "bench":
             return _cmd_bench(args)
         if args.command == "data":
