@@ -50,6 +50,15 @@ def test_captured_features_reproduce_logits(name, fa):
     assert torch.allclose(h @ lin.weight.T + lin.bias, out, rtol=0, atol=1e-10)
 
 
+def test_apen_classifier_is_found_and_captured():
+    torch.manual_seed(3)
+    net = create_model("apen", in_channels=0, out_channels=5, task="cls").double().eval()
+    lin = getattr(*find_classifier(net))
+    with torch.no_grad(), FeatureCapture(net) as cap:
+        out = net(torch.randn(2, 64, 3, dtype=torch.float64))
+    assert torch.allclose(cap.features @ lin.weight.T + lin.bias, out, rtol=0, atol=1e-10)
+
+
 def test_capture_removes_hooks_and_pop():
     net = _model("pointnet")
     lin = getattr(*find_classifier(net))
