@@ -9,7 +9,7 @@ Eval mode, forward only, no autograd, CPU, random anisotropic Gaussian clouds (f
   = APEN's block widths, embedding width = the last block width, so both run the same MLP widths per row)
   against APEN with predicted partitions (the full forward: EM, merging, per-part frames, all blocks) and with a
   known partition of ``K`` parts; the ratio of medians to the baseline, and the **peak memory** of each side
-  (increase of the peak resident set of a fresh child process over a forward, ``ru_maxrss``);
+  (increase of the peak resident set ``VmHWM`` of a fresh child process over one forward);
 * ``parts``: APEN time against the number of candidate parts ``K`` (default 8, 16, 32, 64) at fixed ``B x N``,
   predicted and known (``K`` parts from a farthest-point Voronoi partition), with the rows the blocks ran
   (``pairs x frames``); the sparse fold makes the block cost independent of ``K``;
@@ -82,7 +82,7 @@ def rows_run(model: APEN, pos, batch, partition=None) -> tuple[int, int]:
 
 
 def child_peak(side: str, B: int, N: int, K: int, group: str, threads: int, quick: bool) -> float:
-    """Peak memory (MiB) of one forward of ``side``, measured in a fresh process (``ru_maxrss`` increase)."""
+    """Peak memory (MiB) of one forward of ``side``, measured in a fresh process (``VmHWM`` increase)."""
     code = (f"import sys; sys.argv = ['x', '--child', {side!r}, '--batch-size', '{B}', '--num-points', '{N}', "
             f"'--parts', '{K}', '--group', {group!r}, '--threads', '{threads}'] + (['--quick'] if {quick} else []); "
             f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import bench_apen; bench_apen.main()")
@@ -102,10 +102,22 @@ def _child(args) -> None:
         model = make_apen(K, args.group, args.quick)
         part = voronoi_parts(pos, batch, K) if args.child == "apen_known" else None
         call = partial(model, pos, None, batch, part)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _high_water_kib()
     call()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mib": round((peak - base) / 1024.0, 1)}))
+    print(json.dumps({"peak_mib": round((_high_water_kib() - base) / 1024.0, 1)}))
+
+
+def _high_water_kib() -> int:
+    """Peak resident set of this process in KiB: ``VmHWM`` of ``/proc/self/status`` (reset by ``execve``, unlike
+    ``ru_maxrss``, which a child started from a large parent inherits), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 @torch.no_grad()
