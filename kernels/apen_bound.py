@@ -45,6 +45,8 @@ from equinets.piecewise import APEN, assign, fit_mixture, init_mixture
 
 RESULTS = Path(__file__).resolve().parent / "results"
 F64 = torch.float64
+_NUMERIC = ("K", "variance", "lambda", "lambda_argmax", "delta", "bound", "M", "err_sampled", "err_argmax", "err_model",
+            "err_given_refinement_max", "err_given_bad_mean", "parts_per_cloud")
 
 
 def articulated(B: int, P: int, n: int, seed: int = 0, gap: float = 0.1):
@@ -159,7 +161,15 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="tiny sweep (a smoke test of the script)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--plot-only", action="store_true", help="redraw the figure from the CSV in --out")
     args = p.parse_args(argv)
+    if args.plot_only:
+        import csv
+
+        with open(args.out / "apen_bound.csv") as f:
+            rows = [{k: (float(v) if k in _NUMERIC else v) for k, v in r.items()} for r in csv.DictReader(f)]
+        plot(rows, args.out / "apen_bound.png")
+        return rows
     if args.quick:
         args.parts, args.variances, args.clouds, args.samples, args.points_per_part = [2, 8], [0.01, 0.3], 2, 2, 24
     threads = pin_threads(args.threads)
@@ -196,25 +206,30 @@ def plot(rows: list[dict], path: Path) -> None:
     ks = sorted({r["K"] for r in rows})
     cmap = plt.get_cmap("viridis")
     ax = axes[0]
+    floor = 1e-17
     for i, K in enumerate(ks):
         rs = [r for r in rows if r["K"] == K]
-        ax.scatter([r["bound"] for r in rs], [max(r["err_sampled"], 1e-17) for r in rs],
-                   color=cmap(i / max(1, len(ks) - 1)), label=f"K={K}")
-    lo = 1e-4
-    ax.plot([lo, 2], [lo, 2], "k--", lw=1, label="err/M = lambda + delta")
+        c = cmap(i / max(1, len(ks) - 1))
+        ax.scatter([r["bound"] for r in rs], [max(r["err_sampled"], floor) for r in rs], color=c, marker="o",
+                   label=f"K={int(K)}")
+        ax.scatter([max(r["lambda_argmax"], 1e-4) for r in rs], [max(r["err_argmax"], floor) for r in rs], color=c,
+                   marker="^")
+    ax.plot([1e-4, 2], [1e-4, 2], "k--", lw=1, label="err/M = lambda + delta")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("lambda + delta (measured)")
-    ax.set_ylabel("E_Z~Q equivariance error / M")
-    ax.set_title("Thm. 1: sampled partitions")
-    ax.legend(fontsize=7)
+    ax.set_xlabel("lambda + delta (o: Z ~ Q);  lambda of the argmax (^, 1e-4 = 0)")
+    ax.set_ylabel("equivariance error / M")
+    ax.set_title("Thm. 1: error against lambda + delta")
+    ax.legend(fontsize=7, ncol=2)
     variances = sorted({r["variance"] for r in rows})
-    for ax, key, title in ((axes[1], "lambda", "lambda (bad partitions) vs K"),
+    for ax, key, title in ((axes[1], "lambda", "lambda: Z ~ Q (solid), argmax (dashed)"),
                            (axes[2], "delta", "delta (assignment uncertainty) vs K")):
         for j, v in enumerate(variances):
-            rs = sorted((r["K"], r[key]) for r in rows if r["variance"] == v)
-            ax.plot([a for a, _ in rs], [max(b, 1e-6) for _, b in rs], "o-", color=plt.get_cmap("plasma")(
-                j / max(1, len(variances) - 1)), label=f"sigma^2={v}")
+            c = plt.get_cmap("plasma")(j / max(1, len(variances) - 1))
+            rs = sorted((r["K"], r[key], r["lambda_argmax"]) for r in rows if r["variance"] == v)
+            ax.plot([a for a, _, _ in rs], [max(b, 1e-6) for _, b, _ in rs], "o-", color=c, label=f"sigma^2={v}")
+            if key == "lambda":
+                ax.plot([a for a, _, _ in rs], [la for _, _, la in rs], "s--", color=c, alpha=0.7)
         ax.set_xscale("log", base=2)
         if key == "delta":
             ax.set_yscale("log")
