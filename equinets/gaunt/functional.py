@@ -77,10 +77,10 @@ def _check(x1, x2, lmax_out, normalization, route):
     check_choice(normalization, "normalization", NORMALIZATIONS)
     check_choice(route, "route", ROUTES)
     if not torch.compiler.is_compiling():
-        # one reduction each and one sync; a NaN or Inf makes the sum non-finite (an overflowing sum of
-        # finite values too: then the exact check below decides and names the entry). math.isfinite on the
-        # scalar: torch.isfinite of a 0-d tensor costs five more operations
-        if not math.isfinite((x1.sum() + x2.sum()).item()):
+        # one reduction each; a NaN or Inf makes a sum non-finite (an overflowing sum of finite values too:
+        # then the exact check below decides and names the entry). Python floats: torch.isfinite and the
+        # addition of 0-d tensors cost more than the reductions themselves at these sizes
+        if not math.isfinite(x1.sum().item() + x2.sum().item()):
             check_finite(x1, "x1")
             check_finite(x2, "x2")
     return L1, L2, lmax_out, batch
@@ -467,8 +467,9 @@ def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normal
 
     * ``"grid"``: values on the minimal exact Gauss-Legendre x uniform grid (``D = L1 + L2 + lmax_out``;
       ``D // 2 + 1`` rings, ``D + 1`` azimuths made odd), pointwise product, quadrature back. Above the
-      measured size ``D`` it is separable, O(L^3): a Legendre matmul per ``(sign, |m|)`` and the
-      azimuthal transform over half the circle as GEMMs (on CPU these beat ``torch.fft``'s small
+      measured size ``D`` it is separable, O(L^3): per input a batched Legendre matmul per
+      ``(sign, |m|)`` and one azimuthal GEMM over the whole circle, one multiplication, one azimuthal
+      quadrature GEMM and a batched Gauss-Legendre matmul (on CPU these GEMMs beat ``torch.fft``'s small
       batched real FFTs, which the code keeps as a variant); below it, dense GEMMs with precomputed
       harmonics matrices;
     * ``"fourier"``: the paper's route: the sparse change of basis to the 2D Fourier basis (sh2f),
