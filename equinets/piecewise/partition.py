@@ -142,7 +142,7 @@ def fps_candidates(pos: Tensor, batch: Tensor | None, num_candidates: int) -> tu
     perm[start] = ptr  # swap the start into the first slot of its cloud
     ratio = min(1.0, K / float(counts.min()))
     picked = perm[fps(pos[perm], batch, ratio=ratio, random_start=False, batch_size=B)]
-    m = torch.ceil(counts.to(torch.float64) * ratio).long()  # picks per cloud, as fps counts them
+    m = torch.bincount(batch[picked], minlength=B)  # picks per cloud (grouped by cloud, in sampling order)
     first = torch.cumsum(m, 0) - m
     slot = torch.arange(K, device=pos.device)
     valid = slot[None, :] < torch.minimum(counts, torch.full_like(counts, K))[:, None]

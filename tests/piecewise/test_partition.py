@@ -165,3 +165,13 @@ def test_em_single_component_is_the_mean(k):
     y = torch.randn(20, 3, dtype=F64)
     mix = gmm_em(y, None, init_mixture(y, None, k, 1e3), 50)
     assert torch.allclose(mix.means[0, 0], y.mean(0), atol=1e-6)
+
+
+def test_fps_candidates_of_a_ragged_batch_equal_those_of_each_cloud_alone():
+    """Clouds of 5 and 13 points, K = 4: the larger cloud's sampler runs longer; its first 4 picks are kept."""
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(5, 3, dtype=F64, generator=g), torch.randn(13, 3, dtype=F64, generator=g)
+    idx, valid = fps_candidates(torch.cat([a, b]), torch.tensor([0] * 5 + [1] * 13), 4)
+    ia, _ = fps_candidates(a, None, 4)
+    ib, _ = fps_candidates(b, None, 4)
+    assert valid.all() and torch.equal(idx[0], ia[0]) and torch.equal(idx[1], ib[0] + 5)
