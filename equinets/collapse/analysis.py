@@ -35,7 +35,7 @@ from torch import nn
 
 from .._checks import check_choice, check_int
 from ..errors import UserError
-from .capture import FeatureCapture, find_classifier
+from .capture import FeatureCapture, default_forward, find_classifier
 from .metrics import GLOBAL_MEANS
 from .tracker import CollapseTracker
 
@@ -56,10 +56,6 @@ def _classifier_params(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | N
     return w, (b.detach() if isinstance(b, torch.Tensor) else None)
 
 
-def _default_forward(model: nn.Module, batch):
-    return model(batch.pos, getattr(batch, "x", None), batch.batch)
-
-
 @torch.no_grad()
 def measure_collapse(model: nn.Module, batches: Iterable, num_classes: int, *, forward: Callable | None = None,
                      device=None, global_mean: str = "class", cache_bytes: int = 2**28,
@@ -70,7 +66,7 @@ def measure_collapse(model: nn.Module, batches: Iterable, num_classes: int, *, f
         model: an equinets classification model (anything :func:`~equinets.collapse.find_classifier` accepts).
         batches: a re-iterable of PyG batches with ``pos``, ``batch`` and the labels (a ``DataLoader``).
         num_classes: ``K``.
-        forward: ``forward(model, batch) -> logits`` (default ``model(batch.pos, batch.x, batch.batch)``).
+        forward: ``forward(model, batch) -> logits`` (default :func:`~equinets.collapse.capture.default_forward`).
         device: where batches and the tracker go (default: the model's device).
         global_mean: ``"class"`` or ``"sample"``.
         cache_bytes: keep the captured features for the NC4 pass up to this size, else run the model again.
@@ -85,7 +81,7 @@ def measure_collapse(model: nn.Module, batches: Iterable, num_classes: int, *, f
     check_choice(global_mean, "global_mean", GLOBAL_MEANS)
     cache_bytes = check_int(cache_bytes, "cache_bytes", 0)
     check_choice(absent, "absent", ("error", "drop"))
-    forward = forward or _default_forward
+    forward = forward or default_forward
     W, b = _classifier_params(model)
     if W.shape[0] != num_classes:
         raise ValueError(f"num_classes = {num_classes} but the model's classifier has {W.shape[0]} outputs")

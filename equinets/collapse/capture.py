@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["find_classifier", "FeatureCapture", "capture_features", "is_classifier_layer"]
+__all__ = ["find_classifier", "FeatureCapture", "capture_features", "is_classifier_layer", "default_forward"]
 
 
 def is_classifier_layer(module: nn.Module) -> bool:
@@ -152,7 +152,9 @@ class FeatureCapture:
     model's dtype otherwise. :meth:`clear` empties it, e.g. between epochs.
 
     Frame-averaged models must run in ``eval()`` mode or with ``num_samples=None`` (the captured frame mean
-    must use the frames the forward used; sampled frames are drawn afresh at each forward).
+    must use the frames the forward used; sampled frames are drawn afresh at each forward). The frame weights
+    are recomputed by a pre-hook on the wrapper (one more :func:`~equinets.frames.pca_frames` per forward,
+    small next to the backbone).
 
     Example:
         >>> from equinets.nn import PointNet
@@ -237,8 +239,11 @@ class FeatureCapture:
         return torch.cat(self._rows, 0)
 
 
-def _default_forward(model: nn.Module, batch) -> Tensor:
-    return model(batch.pos, getattr(batch, "x", None), batch.batch)
+def default_forward(model: nn.Module, batch) -> Tensor:
+    """``model(batch.pos, x, batch.batch)`` with ``x = batch.x`` only when the innermost model takes features
+    (``in_channels > 0``), as the trainer does with ``use_features``."""
+    takes_x = (getattr(_chain(model)[-1], "in_channels", 0) or 0) > 0
+    return model(batch.pos, getattr(batch, "x", None) if takes_x else None, batch.batch)
 
 
 @torch.no_grad()
@@ -250,8 +255,8 @@ def capture_features(model: nn.Module, batches: Iterable, *, forward: Callable |
         model: any model :func:`find_classifier` accepts.
         batches: an iterable of PyG ``Batch``/``Data`` (a ``DataLoader``) carrying ``pos``, ``batch`` and the
             labels attribute.
-        forward: ``forward(model, batch) -> logits``; default ``model(batch.pos, batch.x, batch.batch)``
-            (pass the training loop's own call to feed features or categories the way the run did).
+        forward: ``forward(model, batch) -> logits``; default :func:`default_forward` (pass the training
+            loop's own call to feed features or categories the way the run did).
         device: where the batches go (default: the model's device).
         labels: the attribute of the batch holding the class labels.
 
@@ -259,7 +264,7 @@ def capture_features(model: nn.Module, batches: Iterable, *, forward: Callable |
         ``features`` ``(n, d)``, ``labels`` ``(n,)`` long, ``logits`` ``(n, K)``, all on the CPU; the model's
         training mode is restored afterwards.
     """
-    forward = forward or _default_forward
+    forward = forward or default_forward
     was_training = model.training
     device = device or next(model.parameters()).device
     feats, ys, outs = [], [], []

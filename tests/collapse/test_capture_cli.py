@@ -52,7 +52,8 @@ def test_captured_features_reproduce_logits(name, fa):
 
 def test_apen_classifier_is_found_and_captured():
     torch.manual_seed(3)
-    net = create_model("apen", in_channels=0, out_channels=5, task="cls").double().eval()
+    net = create_model("apen", in_channels=0, out_channels=5, task="cls", num_parts=4, num_blocks=1, channels=(16,),
+                       num_scalars=8, num_vectors=4, head_channels=(16,)).double().eval()
     lin = getattr(*find_classifier(net))
     with torch.no_grad(), FeatureCapture(net) as cap:
         out = net(torch.randn(2, 64, 3, dtype=torch.float64))
@@ -116,7 +117,7 @@ def test_mixup_batch_pairs_same_size_clouds_and_mixes_linearly():
     assert y_b[5] == 5
 
 
-TINY = ["num_points=32", "dataset_kwargs.num_train=30", "dataset_kwargs.num_test=15", "batch_size=10",
+TINY = ["num_points=24", "dataset_kwargs.num_train=30", "dataset_kwargs.num_test=15", "batch_size=10",
         "eval_batch_size=16", "epochs=2", "model_kwargs.emb_dims=32", "model_kwargs.hidden_channels=[16]",
         "model_kwargs.head_channels=[16]"]
 
