@@ -27,9 +27,14 @@ partition, :math:`Q_{\mathrm{simple}}`):
 The model is an untrained APEN (one block, random weights, eval, float64): the bound concerns the partition, and
 the weights only set :math:`M`. Writes ``kernels/results/apen_bound.csv`` and ``apen_bound.png``.
 
+``--exactness`` measures the exact end of the bound instead (``apen_exactness.csv``): for every group and
+dtype, APEN's logits and votes under independent motions (reflections for O3/E3) of the parts of these clouds with
+the true partition, a random refinement of it and two true parts merged, beside a globally frame-averaged PointNet.
+
 Usage::
 
-    python kernels/apen_bound.py [--parts 2 4 8 16 32 64] [--variances 0.003 0.01 0.03 0.1 0.3] [--quick]
+    python kernels/apen_bound.py [--parts 2 4 8 16 32 64 128 256] [--variances 0.003 0.01 0.03 0.1 0.3] [--quick]
+    python kernels/apen_bound.py --exactness
 """
 
 from __future__ import annotations
@@ -150,6 +155,53 @@ def _local_ids(label: torch.Tensor, bt: torch.Tensor, K: int) -> torch.Tensor:
     return loc
 
 
+@torch.no_grad()
+def exactness(out: Path, n: int = 64, clouds: int = 4, P: int = 6) -> list[dict]:
+    """Per group and dtype, the relative change (max abs / max abs) of APEN's logits and votes under independent
+    part motions with the true partition, a random refinement (each part cut in up to 4 pieces), two true parts
+    merged, and of a globally frame-averaged PointNet; writes ``apen_exactness.csv``."""
+    from equinets.frames import FrameAveraging
+    from equinets.nn import PointNet
+
+    pos, lab, bt = articulated(clouds, P, n, seed=3)
+    g = torch.Generator().manual_seed(5)
+    fine = 4 * lab + torch.randint(0, 4, lab.shape, generator=g)
+    merged = torch.where(lab == 1, torch.zeros_like(lab), lab)
+    rows = []
+    for group in ("SE3", "E3", "SO3", "O3"):
+        torch.manual_seed(0)
+        gid = bt * P + lab
+        G = int(gid.max()) + 1
+        Q = o3.rand_matrix(G, dtype=F64)
+        if group in ("E3", "O3"):
+            Q[1::2] = -Q[1::2]  # every other part reflected
+        t = torch.randn(G, 3, dtype=F64) * 5 if group in ("E3", "SE3") else torch.zeros(G, 3, dtype=F64)
+        moved = torch.einsum("nij,nj->ni", Q[gid], pos) + t[gid]
+        for dtype in (F64, torch.float32):
+            torch.manual_seed(0)
+            m = APEN(out_channels=8, group=group, num_parts=4 * P, num_blocks=2, channels=(32, 64), num_scalars=16,
+                     num_vectors=4, k=6, head_channels=(32,)).to(dtype).eval()
+            fa = FrameAveraging(PointNet(0, 8, "seg", hidden_channels=(32,), emb_dims=64, seg_channels=(32,)),
+                                group).to(dtype).eval()
+            x, y = pos.to(dtype), moved.to(dtype)
+
+            def rel(a, b):
+                return float((a - b).abs().max() / b.abs().max())
+
+            r1, r2 = m.forward_all(x, None, bt, lab), m.forward_all(y, None, bt, lab)
+            votes = max(rel(v2, torch.einsum("nij,nj->ni", Q[gid].to(dtype), v1)) for v1, v2 in zip(r1.votes, r2.votes))
+            rows.append({"group": group, "dtype": str(dtype).replace("torch.", ""), "true_partition": rel(r2.out, r1.out),
+                         "true_partition_votes": votes,
+                         "refinement": rel(m(y, None, bt, fine), m(x, None, bt, fine)),
+                         "two_parts_merged": rel(m(y, None, bt, merged), m(x, None, bt, merged)),
+                         "global_fa_pointnet": rel(fa(y, None, bt), fa(x, None, bt))})
+            print(" ".join(f"{k}={v:.1e}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()),
+                  flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(rows, out / "apen_exactness.csv", {k: v for k, v in machine_info().items() if k != "threads"})
+    return rows
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parts", type=int, nargs="+", default=[2, 4, 8, 16, 32, 64, 128, 256])
@@ -162,7 +214,11 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--quick", action="store_true", help="tiny sweep (a smoke test of the script)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from the CSV in --out")
+    p.add_argument("--exactness", action="store_true", help="only the exactness table (apen_exactness.csv)")
     args = p.parse_args(argv)
+    if args.exactness:
+        pin_threads(args.threads)
+        return exactness(args.out, n=16 if args.quick else 64, clouds=2 if args.quick else 4)
     if args.plot_only:
         import csv
 
