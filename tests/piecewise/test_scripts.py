@@ -41,3 +41,14 @@ def test_apen_bound_quick_refinements_are_exact_and_the_bound_holds(tmp_path):
         if not math.isnan(r["err_given_refinement_max"]):
             assert r["err_given_refinement_max"] < 1e-12  # the subpartition lemma, float64
     assert any(not math.isnan(r["err_given_refinement_max"]) for r in rows)
+
+
+def test_apen_bound_exactness_table(tmp_path):
+    rows = _load("apen_bound").main(["--exactness", "--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "apen_exactness.csv").exists() and len(rows) == 8
+    for r in rows:
+        tol = 1e-12 if r["dtype"] == "float64" else 1e-4
+        assert r["true_partition"] < tol and r["true_partition_votes"] < 100 * tol
+        assert r["two_parts_merged"] > 1e-3 and r["global_fa_pointnet"] > 1e-2
+        if r["group"] in ("SE3", "E3"):
+            assert r["refinement"] < tol
