@@ -10,8 +10,14 @@ FA-GNN on 5-particle systems. Clouds are anisotropic Gaussians (relative eigen-g
 degenerate band), randomly rotated, 256 points, 4 per batch; every model is checked on ``--seeds``
 fresh clouds and weights with 4 group elements each.
 
-Writes ``kernels/results/fa_exactness.csv`` (model, group, level, irreps_in, irreps_out, dtype,
-worst_rel_error, bar, pass).
+Every frame policy (:func:`equinets.frames.pca_frames` ``signs`` x ``degenerate``): the paper's ``all``/``blend``
+on the full grid above; ``shrink``/``blend``, ``shrink``/``harmonic``, ``all``/``harmonic`` and ``shrink``/``none``
+on both levels, both input types and all output irreps together, on the Gaussian clouds and on skewed ones
+(exponential coordinates: the shrunk frame is a single frame there). Degenerate clouds (one point, duplicated
+points, a line, a square, a cube's corners, a sampled cylinder and sphere): outputs and gradients finite, per policy.
+
+Writes ``kernels/results/fa_exactness.csv`` (model, policy, clouds, group, level, irreps_in, irreps_out, dtype,
+worst_rel_error, bar, pass) and ``kernels/results/fa_finite.csv`` (policy, group, dtype, cloud, finite).
 
 Usage::
 
@@ -33,11 +39,29 @@ from equinets.train.bench import write_csv
 
 BAR = {torch.float64: 1e-9, torch.float32: 1e-4}
 OUTS = ["0e", "0o", "1o", "1e", "2e", "0e + 0o + 1o + 1e + 2e"]
+POLICIES = {"all/blend": dict(signs="all", degenerate="blend"), "shrink/blend": dict(signs="shrink", degenerate="blend"),
+            "shrink/harmonic": dict(signs="shrink", degenerate="harmonic"),
+            "all/harmonic": dict(signs="all", degenerate="harmonic"), "shrink/none": dict(signs="shrink", degenerate="none")}
 
 
-def _clouds(b: int, n: int, dtype: torch.dtype) -> torch.Tensor:
-    pos = torch.randn(b, n, 3, dtype=torch.float64) * torch.tensor([1.0, 2.0, 3.5], dtype=torch.float64)
+def _clouds(b: int, n: int, dtype: torch.dtype, kind: str = "gaussian") -> torch.Tensor:
+    scale = torch.tensor([1.0, 2.0, 3.5], dtype=torch.float64)
+    if kind == "gaussian":
+        pos = torch.randn(b, n, 3, dtype=torch.float64) * scale
+    else:  # skewed projections: exponential coordinates
+        pos = torch.empty(b, n, 3, dtype=torch.float64).exponential_() * scale
     return (pos @ o3.rand_matrix(b, dtype=torch.float64).mT).to(dtype)
+
+
+def _degenerate_clouds() -> dict[str, torch.Tensor]:
+    f64 = torch.float64
+    ang = torch.arange(24, dtype=f64) * torch.pi / 12
+    cyl = torch.cat([torch.stack([ang.cos(), ang.sin(), torch.full_like(ang, z)], 1) for z in (-1.5, -0.5, 0.5, 1.5)])
+    sph = torch.nn.functional.normalize(torch.randn(200, 3, dtype=f64), dim=1)
+    return {"one point": torch.ones(1, 3, dtype=f64), "duplicates": torch.full((8, 3), 2.0, dtype=f64),
+            "line": torch.linspace(-1, 1, 9, dtype=f64)[:, None] * torch.tensor([1.0, 2.0, 3.0], dtype=f64),
+            "square": torch.tensor([[1.0, 1, 0], [-1, 1, 0], [-1, -1, 0], [1, -1, 0]], dtype=f64),
+            "cube": torch.cartesian_prod(*[torch.tensor([-1.0, 1.0], dtype=f64)] * 3), "cylinder": cyl, "sphere": sph}
 
 
 def main() -> None:
@@ -49,9 +73,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
 
-    def record(model, group, level, irreps_in, irreps_out, dtype, errs):
+    def record(model, group, level, irreps_in, irreps_out, dtype, errs, policy="all/blend", clouds="gaussian"):
         worst = max(errs)
-        rows.append({"model": model, "group": group, "level": level, "irreps_in": irreps_in or "-",
+        rows.append({"model": model, "policy": policy, "clouds": clouds, "group": group, "level": level,
+                     "irreps_in": irreps_in or "-",
                      "irreps_out": irreps_out, "dtype": str(dtype).replace("torch.", ""),
                      "worst_rel_error": f"{worst:.2e}", "bar": f"{BAR[dtype]:.0e}", "pass": worst <= BAR[dtype]})
         print(" ".join(f"{v}" for v in rows[-1].values()), flush=True)
@@ -72,6 +97,21 @@ def main() -> None:
                             errs.append(assert_equivariant(fa, pos, x, group=group, irreps_in=irreps_in,
                                                            irreps_out=irreps_out, n_trials=4, rtol=1.0))
                         record("FA-PointNet", group, level, irreps_in, irreps_out, dtype, errs)
+                        if irreps_out != OUTS[-1]:
+                            continue
+                        for policy, kw in list(POLICIES.items())[1:]:
+                            for kind in ("gaussian", "skewed"):
+                                errs = []
+                                for seed in range(args.seeds):
+                                    torch.manual_seed(seed)
+                                    net = PointNet(3 if irreps_in else 0, dim, level, emb_dims=128).to(dtype)
+                                    fa = FrameAveraging(net, group, irreps_in=irreps_in, irreps_out=irreps_out,
+                                                        **kw).eval()
+                                    pos = _clouds(4, 256, dtype, kind)
+                                    x = torch.nn.functional.normalize(torch.randn_like(pos), dim=-1) if irreps_in else None
+                                    errs.append(assert_equivariant(fa, pos, x, group=group, irreps_in=irreps_in,
+                                                                   irreps_out=irreps_out, n_trials=4, rtol=1.0))
+                                record("FA-PointNet", group, level, irreps_in, irreps_out, dtype, errs, policy, kind)
         errs = []
         for seed in range(args.seeds):
             torch.manual_seed(seed)
@@ -83,10 +123,26 @@ def main() -> None:
                                            position_output=True, n_trials=4, rtol=1.0))
         record("FA-GNN", "E3", "seg", "1o + 0e", "1o (positions)", dtype, errs)
 
+    finite = []
+    for dtype in (torch.float64, torch.float32):
+        for policy, kw in POLICIES.items():
+            for group in ("E3", "SE3"):
+                torch.manual_seed(0)
+                net = PointNet(0, 4, "cls", emb_dims=64).to(dtype)
+                fa = FrameAveraging(net, group, irreps_out="0e + 1o", **kw).eval()
+                for name, pos in _degenerate_clouds().items():
+                    p = pos.to(dtype).clone().requires_grad_(True)
+                    out = fa(p)
+                    out.square().sum().backward()
+                    ok = bool(torch.isfinite(out).all() and torch.isfinite(p.grad).all())
+                    finite.append({"policy": policy, "group": group, "dtype": str(dtype).replace("torch.", ""),
+                                   "cloud": name, "finite": ok})
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "fa_exactness.csv"
     write_csv(rows, path)
-    print(f"{sum(r['pass'] for r in rows)}/{len(rows)} within the bar; wrote {path}")
+    write_csv(finite, args.out / "fa_finite.csv")
+    print(f"{sum(r['pass'] for r in rows)}/{len(rows)} within the bar; {sum(r['finite'] for r in finite)}/{len(finite)} "
+          f"degenerate cases finite; wrote {path} and fa_finite.csv")
 
 
 if __name__ == "__main__":
