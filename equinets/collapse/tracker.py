@@ -102,10 +102,11 @@ class CollapseTracker:
         X, y = self._check_batch(features, labels)
         seen = self.stats.counts > 0
         centre = torch.where(seen[:, None], self.stats.means, torch.zeros_like(self.stats.means))
-        if not bool(seen.all()):  # classes new in this batch: centre on their batch means
-            first = batch_stats(X, y, self.num_classes).means
-            centre = torch.where(seen[:, None], centre, first)
         dtype = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
+        if not bool(seen.all()):  # classes new in this batch: centre on their batch means (no batch-sized temporary)
+            sums = torch.zeros(self.num_classes, self.dim, dtype=dtype, device=self.device).index_add_(0, y, X.to(dtype))
+            n = torch.bincount(y, minlength=self.num_classes).clamp_min(1).to(torch.float64)
+            centre = torch.where(seen[:, None], centre, sums.to(torch.float64) / n[:, None])
         if self._workspace is None or self._workspace.dtype != dtype or self._workspace.numel() < X.numel():
             self._workspace = torch.empty(X.numel(), dtype=dtype, device=self.device)
         self.stats.merge_(batch_stats(X, y, self.num_classes, centre, self._workspace))
