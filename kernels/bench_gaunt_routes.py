@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from equinets._bench import ALLOCATORS, machine_info, pin_threads, set_allocator, write_results
-from equinets.train.bench import bench_gaunt, gaunt_vs_baselines
+from equinets.train.bench import CLOCKS, bench_gaunt, gaunt_vs_baselines
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -91,7 +91,7 @@ def bars(args) -> list[dict]:
     info = {**machine_info(), "allocator": alloc}
     print(f"{info['cpu']} | torch {info['torch']} | threads {info['threads']} | load {info['load_avg_1min']}", flush=True)
     rows = gaunt_vs_baselines([6, 12], batch=args.batch, device=args.device, repeats=args.repeats, warmup=3,
-                              e3nn_lmax=12, full_lmax=0, budget_ms=float("inf"), table="bars",
+                              e3nn_lmax=12, full_lmax=0, budget_ms=float("inf"), table="bars", clock=args.clock,
                               log=lambda s: print(s, flush=True))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for r in rows:
@@ -123,6 +123,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--allocator", choices=ALLOCATORS, default="steady")
+    ap.add_argument("--clock", choices=CLOCKS, default="wall",
+                    help="wall clock, or the timing thread's CPU clock (leaves out time given to other jobs)")
     ap.add_argument("--write-thresholds", action="store_true")
     ap.add_argument("--bars", action="store_true", help="only the bar measurement (L = 6 and 12 against e3nn)")
     ap.add_argument("--no-plots", dest="plots", action="store_false")
@@ -133,7 +135,7 @@ def main(argv=None):
     res = bench_gaunt(lmax=args.lmax, e3nn_lmax=args.e3nn_lmax, full_lmax=args.full_lmax, device=args.device,
                       batch=args.batch, sweep_L=args.sweep_l, batches=args.batches, channels=args.channels,
                       repeats=args.repeats, threads=args.threads, out=args.out, plots=args.plots,
-                      allocator=args.allocator, log=lambda s: print(s, flush=True))
+                      allocator=args.allocator, clock=args.clock, log=lambda s: print(s, flush=True))
     if res["routes"]:
         th = thresholds_from(res["routes"])
         print(f"thresholds: {th}")

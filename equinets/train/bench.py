@@ -28,7 +28,8 @@ from .._atomic import write_csv
 from .._checks import check_int
 
 __all__ = ["bench_training", "write_csv", "bench_gaunt", "gaunt_route_sweep", "gaunt_vs_baselines", "gaunt_paths",
-           "e3nn_gaunt_tp", "e3nn_full_tp", "copy_bandwidth", "fitted_exponent", "Skipped", "GAUNT_ROUTES", "GAUNT_FILES"]
+           "e3nn_gaunt_tp", "e3nn_full_tp", "copy_bandwidth", "fitted_exponent", "Skipped", "GAUNT_ROUTES", "GAUNT_FILES",
+           "CLOCKS"]
 
 
 def _child(spec: dict) -> dict:
@@ -265,13 +266,30 @@ def _route_fns():
             "fourier": F._fourier}
 
 
-def _timer(device):
+CLOCKS = ("wall", "cpu")
+
+
+def _timer(device, clock: str = "wall"):
+    """``compare`` with CUDA synchronised around every run, on the wall clock or the thread's CPU clock.
+
+    ``clock="cpu"`` (``time.thread_time``, CPU only) counts only the time the timing thread ran: on a
+    machine shared with other jobs it leaves out the time the scheduler gave to them (a preempted
+    1 ms product otherwise reads as a whole time slice), not their effect on the caches.
+    """
+    import time
+
     import torch
 
     from .._bench import compare
 
-    sync = torch.cuda.synchronize if torch_device(device).type == "cuda" else None
-    return lambda fns, repeats, warmup: compare(fns, repeats=repeats, warmup=warmup, sync=sync)
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+    cuda = torch_device(device).type == "cuda"
+    if cuda and clock == "cpu":
+        raise ValueError("clock='cpu' times the host thread only: use clock='wall' on CUDA")
+    sync = torch.cuda.synchronize if cuda else None
+    tick = time.thread_time if clock == "cpu" else time.perf_counter
+    return lambda fns, repeats, warmup: compare(fns, repeats=repeats, warmup=warmup, sync=sync, clock=tick)
 
 
 def _fwd_bwd(fn, a, b):
@@ -289,7 +307,7 @@ def _bytes_min(L: int, batch: int, channels: int, itemsize: int, passes: str) ->
     return n * batch * channels * itemsize * (1 if passes == "forward" else 3)
 
 
-def gaunt_route_sweep(Ls, *, batch: int = 256, device="cpu", repeats: int = 15, warmup: int = 2,
+def gaunt_route_sweep(Ls, *, batch: int = 256, device="cpu", repeats: int = 15, warmup: int = 2, clock: str = "wall",
                       log=print) -> list[dict]:
     """Forward times of every route at ``(L, L) -> 2L`` for each ``L`` (float32, one channel), interleaved per ``L``."""
     from functools import partial
@@ -308,7 +326,7 @@ def gaunt_route_sweep(Ls, *, batch: int = 256, device="cpu", repeats: int = 15, 
             fns_all["triton"] = _triton.grid_product
         except ImportError as e:
             log(f"triton route skipped: {e}")
-    timer, rows = _timer(dev), []
+    timer, rows = _timer(dev, clock), []
     for L in Ls:
         g = torch.Generator().manual_seed(L)
         x1, x2 = (torch.randn(batch, (L + 1) ** 2, generator=g).to(dev) for _ in range(2))
@@ -323,7 +341,7 @@ def gaunt_route_sweep(Ls, *, batch: int = 256, device="cpu", repeats: int = 15, 
             t = timer(fns, repeats if L <= 10 else max(5, repeats // 2), warmup)
         for name in fns:
             rows.append({"table": "routes", "L": L, "D": 4 * L, "impl": name, "batch": batch, "channels": 1,
-                         "dtype": "float32", "pass": "forward", **timing_row(t[name], t["grid_sep"])})
+                         "dtype": "float32", "pass": "forward", "clock": clock, **timing_row(t[name], t["grid_sep"])})
         log(f"routes L={L:2d} " + " ".join(f"{n}={t[n].median_ms:8.3f}" for n in fns))
     best = {}
     for r in rows:
@@ -364,7 +382,7 @@ def _baselines(L: int, channels: int, dev, dtype, e3nn_ok: dict, log):
 
 def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu", repeats: int = 15, warmup: int = 2,
                        e3nn_lmax: int = 12, full_lmax: int = 8, budget_ms: float = 400.0, copy_gbps: float | None = None,
-                       table: str = "vs_e3nn", log=print) -> list[dict]:
+                       table: str = "vs_e3nn", clock: str = "wall", log=print) -> list[dict]:
     """``gaunt_product`` (``route="auto"``) against each baseline, forward and forward+backward, one pair at a time.
 
     Each baseline is timed interleaved with equinets on the same inputs (its own :func:`~equinets._bench.compare`
@@ -382,7 +400,7 @@ def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu",
 
     dev = torch_device(device)
     dtype = torch.float32
-    timer, rows, alive = _timer(dev), [], {}
+    timer, rows, alive = _timer(dev, clock), [], {}
     ours = partial(gaunt_product, normalization="integral")
     for L in Ls:
         g = torch.Generator().manual_seed(100 + L)
@@ -420,7 +438,8 @@ def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu",
             for pas, t in (("forward", tf), ("forward+backward", tb)):
                 for side in (name, "equinets"):
                     row = {"table": table, "L": L, "baseline": name, "impl": side, "paths": paths, "batch": batch,
-                           "channels": channels, "dtype": "float32", "pass": pas, **timing_row(t[side], t[name]),
+                           "channels": channels, "dtype": "float32", "pass": pas, "clock": clock,
+                           **timing_row(t[side], t[name]),
                            "same_math_rel_err": err if side == "equinets" else ""}
                     row["build_s"] = build_s if side == name else ""
                     row["speedup"] = round(t[name].median_ms / t[side].median_ms, 2)
@@ -500,7 +519,8 @@ def plot_gaunt(route_rows: list[dict], base_rows: list[dict], sweep_rows: list[d
 def bench_gaunt(*, lmax: int = 16, e3nn_lmax: int = 12, full_lmax: int = 8, device: str = "cpu", batch: int = 256,
                 sweep_L: int = 6, batches=(16, 64, 256, 1024), channels=(1, 4, 16, 64), repeats: int = 15,
                 warmup: int = 2, threads: int | None = 1, out=None, budget_ms: float = 400.0, plots: bool = True,
-                allocator: str = "steady", copy_mbytes: int = 256, log=print) -> dict[str, list[dict]]:
+                allocator: str = "steady", copy_mbytes: int = 256, clock: str = "wall",
+                log=print) -> dict[str, list[dict]]:
     """The Gaunt benchmark suite (``equinets bench gaunt``): routes, baselines, sweeps, exponent, bandwidth.
 
     Products ``(L, L) -> 2L`` of SH-parity signals (``0e + 1o + 2e + ...``), float32:
@@ -517,9 +537,11 @@ def bench_gaunt(*, lmax: int = 16, e3nn_lmax: int = 12, full_lmax: int = 8, devi
       ``channels`` (batch ``batch``).
 
     Every side: warm-up, interleaved repeats, medians (:func:`equinets._bench.compare`), threads pinned to
-    ``threads`` (``None``: torch's default), CUDA synchronised around every timed run; the copy bandwidth
+    ``threads`` (``None``: torch's default), CUDA synchronised around every timed run, on the wall clock or
+    (``clock="cpu"``, CPU only) the timing thread's CPU clock (:func:`_timer`); the copy bandwidth
     of the device is measured (:func:`copy_bandwidth` of ``copy_mbytes`` MB) and each baseline row gives its
-    achieved bandwidth and the fraction. Writes :data:`GAUNT_FILES` into ``out`` (atomically; ``None``: nothing written).
+    achieved bandwidth and the fraction. Writes :data:`GAUNT_FILES` into ``out`` (atomically; ``None``: nothing
+    written).
 
     Returns:
         ``{"routes": rows, "vs_e3nn": rows, "sweeps": rows}``; every row carries the machine (CPU, GPU,
@@ -546,11 +568,15 @@ def bench_gaunt(*, lmax: int = 16, e3nn_lmax: int = 12, full_lmax: int = 8, devi
             raise SetupError(f"{name} must be <= {MAX_DEGREE} (the largest supported degree), got {v}")
     if device not in ("auto", "cpu", "cuda"):
         raise SetupError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if clock not in CLOCKS:
+        raise SetupError(f"clock must be one of {CLOCKS}, got {clock!r}")
     import torch
 
     dev = torch_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SetupError("device 'cuda' was asked for but torch.cuda.is_available() is False (no GPU or a CPU build)")
+    if dev.type == "cuda" and clock == "cpu":
+        raise SetupError("clock 'cpu' times the host thread only; use clock 'wall' on CUDA")
     alloc = set_allocator(allocator) if dev.type == "cpu" else "cuda"
     if threads is not None:
         pin_threads(threads)
@@ -563,16 +589,16 @@ def bench_gaunt(*, lmax: int = 16, e3nn_lmax: int = 12, full_lmax: int = 8, devi
     res = {"routes": [], "vs_e3nn": [], "sweeps": []}
     if lmax >= 1:
         res["routes"] = gaunt_route_sweep(range(1, lmax + 1), batch=batch, device=dev, repeats=repeats,
-                                          warmup=warmup, log=log)
+                                          warmup=warmup, clock=clock, log=log)
         log(f"fastest route's time ~ L^{res['routes'][0]['fit_exponent_L4_16']} over L = 4..16")
     top = max(e3nn_lmax, full_lmax)
     if top >= 1:
         res["vs_e3nn"] = gaunt_vs_baselines(range(1, top + 1), batch=batch, device=dev, repeats=repeats,
                                             warmup=warmup, e3nn_lmax=e3nn_lmax, full_lmax=full_lmax,
-                                            budget_ms=budget_ms, copy_gbps=copy, log=log)
+                                            budget_ms=budget_ms, copy_gbps=copy, clock=clock, log=log)
     if sweep_L:
         kw = dict(device=dev, repeats=repeats, warmup=warmup, e3nn_lmax=sweep_L, full_lmax=sweep_L,
-                  budget_ms=float("inf"), copy_gbps=copy, log=log)
+                  budget_ms=float("inf"), copy_gbps=copy, clock=clock, log=log)
         for b in batches:
             res["sweeps"] += gaunt_vs_baselines([sweep_L], batch=b, channels=1, table="sweep_batch", **kw)
         for c in channels:

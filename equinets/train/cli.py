@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", dest="g_out", metavar="DIR", default=None,
                    help="output directory (default: bench-gaunt, made unique; never one holding earlier results)")
     g.add_argument("--no-plots", dest="g_plots", action="store_false", help="CSVs only")
+    g.add_argument("--clock", dest="g_clock", default="wall", choices=("wall", "cpu"),
+                   help="wall clock (default), or the timing thread's CPU clock on a machine shared with other jobs")
     # --- end bench gaunt ---
 
     d = sub.add_parser("data", help="generate (or check) a dataset and print its statistics")
@@ -273,7 +275,8 @@ def _cmd_bench_gaunt(args) -> int:
     try:
         bench_gaunt(lmax=args.g_lmax, e3nn_lmax=args.g_e3nn_lmax, full_lmax=args.g_full_lmax, device=args.g_device,
                     batch=args.g_batch, sweep_L=args.g_sweep_L, batches=args.g_batches, channels=args.g_channels,
-                    repeats=args.g_repeats, warmup=args.g_warmup, threads=args.g_threads, out=out, plots=args.g_plots)
+                    repeats=args.g_repeats, warmup=args.g_warmup, threads=args.g_threads, out=out, plots=args.g_plots,
+                    clock=args.g_clock)
     except UserError as e:  # its argument checks, reported as this subcommand's
         raise ArgumentError("equinets bench gaunt", str(e)) from e
     print(f"wrote {out}")

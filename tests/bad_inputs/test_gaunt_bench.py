@@ -16,6 +16,7 @@ BAD = {
     "a zero in batches": (dict(batches=(4, 0)), ValueError, "batches must be an integer >= 1"),
     "channels not integers": (dict(channels=(1.5,)), TypeError, "channels must be an integer"),
     "unknown device": (dict(device="gpu"), UserError, "device must be 'auto', 'cpu' or 'cuda', got 'gpu'"),
+    "unknown clock": (dict(clock="process"), UserError, r"clock must be one of \('wall', 'cpu'\), got 'process'"),
 }
 
 
@@ -50,6 +51,7 @@ CLI = {
     "--batch zero": (["--batch", "0"], "argument --batch"),
     "--device unknown": (["--device", "tpu"], "argument --device"),
     "--channels not an integer": (["--channels", "x"], "argument --channels"),
+    "--clock unknown": (["--clock", "tsc"], "argument --clock"),
 }
 
 
