@@ -107,3 +107,120 @@ def test_attach_head_refuses_non_models_and_segmentation_models():
         attach_head("pointnet", "etf")
     with pytest.raises(ValueError, match="model must be a classification model"):
         attach_head(PointNet(0, 4, "seg", hidden_channels=(8,), emb_dims=16, seg_channels=(8,)), "etf")
+
+
+# -- UFM ---------------------------------------------------------------------------------------------------
+from equinets.collapse.ufm import (  # noqa: E402
+    ce_balanced_closed_form,
+    central_path,
+    dang_closed_form,
+    dang_point,
+    minority_collapse_threshold,
+    mixup_ufm_features,
+    solve_ufm,
+)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"class_sizes": [5]}, ValueError, "class_sizes"),
+    ({"class_sizes": [5, 0]}, ValueError, "class_sizes"),
+    ({"dim": 0}, ValueError, "dim"),
+    ({"num_layers": 0}, ValueError, "num_layers"),
+    ({"loss": "hinge"}, ValueError, "loss must be one of 'mse', 'ce'"),
+    ({"lambda_W": -1.0}, ValueError, "lambda_W"),
+    ({"lambda_H": float("inf")}, ValueError, "lambda_H"),
+    ({"method": "adam"}, ValueError, "method"),
+    ({"max_iter": 0}, ValueError, "max_iter"),
+    ({"init": ([torch.zeros(2, 2)], torch.zeros(3, 3))}, ValueError, "init must hold weights of shapes"),
+    ({"init": "dang"}, ValueError, "init must be a tuple"),
+])
+def test_solve_ufm_arguments(kwargs, exc, match):
+    args = {"class_sizes": [3, 2], "dim": 3, **kwargs}
+    with pytest.raises(exc, match=match):
+        solve_ufm(args.pop("class_sizes"), args.pop("dim"), **args)
+
+
+def test_dang_closed_form_arguments():
+    with pytest.raises(ValueError, match="lambda_W and lambda_H must be > 0"):
+        dang_closed_form([3, 2], lambda_W=0.0, lambda_H=1e-2)
+    with pytest.raises(ValueError, match="dim must be >= the number of classes 3"):
+        dang_point([3, 2, 1], 2, lambda_W=1e-2, lambda_H=1e-2)
+    with pytest.raises(ValueError, match="num_samples"):
+        minority_collapse_threshold(0, 1e-2, 1e-2)
+    with pytest.raises(ValueError, match="per_class"):
+        ce_balanced_closed_form(3, 0, lambda_W=1e-2, lambda_H=1e-2)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"pairs": torch.tensor([[0, 5]])}, ValueError, "pairs must hold class ids in"),
+    ({"pairs": torch.tensor([0, 1])}, ValueError, "pairs must have shape"),
+    ({"lambdas": torch.tensor([1.5])}, ValueError, "lambdas must lie in"),
+    ({"lambdas": torch.tensor([0.5, 0.5])}, ValueError, "lambdas must have one weight per pair"),
+    ({"lambda_H": 0.0}, ValueError, "lambda_H must be > 0"),
+    ({"weight": torch.zeros(4)}, ValueError, "weight must have shape"),
+])
+def test_mixup_ufm_arguments(kwargs, exc, match):
+    args = {"weight": simplex_etf(4, 3), "pairs": torch.tensor([[0, 1]]), "lambdas": torch.tensor([0.7]),
+            "lambda_H": 1e-3, **kwargs}
+    with pytest.raises(exc, match=match):
+        mixup_ufm_features(args.pop("weight"), args.pop("pairs"), args.pop("lambdas"), **args)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"labels": torch.tensor([0, 0, 0, 1])}, ValueError, "labels must hold >= 2 classes with equal counts"),
+    ({"labels": torch.tensor([0, 1])}, ValueError, "labels must have shape"),
+    ({"lambda_W": 0.0}, ValueError, "lambda_W must be > 0"),
+    ({"num_steps": 0}, ValueError, "num_steps"),
+    ({"features": torch.zeros(4, dtype=torch.long)}, ValueError, "features must be a floating-point"),
+])
+def test_central_path_arguments(kwargs, exc, match):
+    args = {"features": torch.randn(4, 3), "labels": torch.tensor([0, 1, 0, 1]), "lambda_W": 0.1, "lambda_H": 0.1,
+            **kwargs}
+    with pytest.raises(exc, match=match):
+        central_path(args.pop("features"), args.pop("labels"), **args)
+
+
+# -- mixup geometry and calibration ------------------------------------------------------------------------
+from equinets.collapse.calibration import expected_calibration_error, reliability_diagram  # noqa: E402
+from equinets.collapse.mixup import mixup_geometry  # noqa: E402
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"features": torch.zeros(3)}, ValueError, "features must be a floating-point"),
+    ({"features": torch.full((2, 3), float("nan"))}, ValueError, "features must be finite"),
+    ({"weight": torch.zeros(4, 2)}, ValueError, "weight must have shape"),
+    ({"bias": torch.zeros(3)}, ValueError, "bias must have shape"),
+    ({"y_a": torch.tensor([0, 4])}, ValueError, "y_a must hold class ids"),
+    ({"y_b": torch.tensor([0])}, ValueError, "y_b must have shape"),
+    ({"lam": torch.tensor([0.5, 1.2])}, ValueError, "lam must lie in"),
+    ({"lam": torch.tensor([0.5, 0.2, 0.1])}, ValueError, "lam must be a float or have shape"),
+    ({"logits": torch.zeros(2, 3)}, ValueError, "logits must have shape"),
+    ({"num_bins": 0}, ValueError, "num_bins"),
+])
+def test_mixup_geometry_arguments(kwargs, exc, match):
+    args = {"features": torch.randn(2, 3), "y_a": torch.tensor([0, 1]), "y_b": torch.tensor([1, 2]), "lam": 0.5,
+            "weight": torch.randn(4, 3), **kwargs}
+    with pytest.raises(exc, match=match):
+        mixup_geometry(args.pop("features"), args.pop("y_a"), args.pop("y_b"), args.pop("lam"), **args)
+
+
+@pytest.mark.parametrize("probs,labels,kwargs,exc,match", [
+    (torch.tensor([[0.7, 0.2]]), torch.tensor([0]), {}, ValueError, "probs must hold probabilities"),
+    (torch.tensor([[1.2, -0.2]]), torch.tensor([0]), {}, ValueError, "probs must hold probabilities"),
+    (torch.tensor([0.5, 0.5]), torch.tensor([0]), {}, ValueError, "probs must have shape"),
+    (torch.tensor([[1, 0]]), torch.tensor([0]), {}, TypeError, "probs must be a floating-point"),
+    (torch.tensor([[0.5, 0.5]]), torch.tensor([2]), {}, ValueError, "labels must hold class ids"),
+    (torch.tensor([[0.5, 0.5]]), torch.tensor([0, 1]), {}, ValueError, "labels must have shape"),
+    (torch.tensor([[0.5, 0.5]]), torch.tensor([0]), {"num_bins": 0}, ValueError, "num_bins"),
+    (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), {}, ValueError, "probs is empty"),
+    (torch.tensor([[float("nan"), 0.5]]), torch.tensor([0]), {"from_logits": True}, ValueError, "probs must be finite"),
+])
+def test_ece_arguments(probs, labels, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        expected_calibration_error(probs, labels, **kwargs)
+
+
+def test_reliability_diagram_checks_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="probs must hold probabilities"):
+        reliability_diagram(torch.tensor([[0.7, 0.2]]), torch.tensor([0]), tmp_path / "r.png")
+    assert not any(tmp_path.iterdir())
