@@ -15,14 +15,16 @@ the data.
 ``build_model``/``build_datasets``; the train split under the run's ``train_rotation``, fixed per item, the
 others under its ``test_rotation``, as ``equinets eval`` does), and writes into the run folder (or ``--out``)
 
-* ``collapse_<split>.csv``: ``metric,value`` rows (every key of ``nc_metrics``, then ``num_samples``,
-  ``num_classes``, ``dim``, ``epoch``, ``global_mean``);
-* ``collapse_<split>.png``: the normalised Gram matrix of the centred class means beside the simplex-ETF
-  Gram :math:`(I - 11^T/K)/\\sqrt{K-1}`, the singular values of :math:`M_c` (equal for an ETF) and the
-  per-class within-class variance :math:`V_k` relative to the mean squared centred-mean norm.
+* ``collapse_<checkpoint>_<split>.csv`` (e.g. ``collapse_best_train.csv``): ``metric,value`` rows (every key
+  of ``nc_metrics``, then ``num_samples``, ``num_classes``, ``dim``, ``epoch``, ``global_mean``, ``split``,
+  ``rotation``);
+* ``collapse_<checkpoint>_<split>.png``: the normalised Gram matrix of the centred class means beside the
+  simplex-ETF Gram :math:`(I - 11^T/K)/\\sqrt{K-1}` (and that of the classifier rows), the singular values of
+  :math:`M_c` (equal for an ETF) and the per-class within-class variance :math:`V_k` relative to the mean
+  squared centred-mean norm.
 
-Files are written atomically; an existing analysis of the same split is never overwritten unless
-``overwrite=True`` (``--force``): :class:`AnalysisExistsError`.
+Files are written atomically; an existing analysis of the same checkpoint and split is never overwritten
+unless ``overwrite=True`` (``--force``): :class:`AnalysisExistsError`.
 """
 
 from __future__ import annotations
@@ -118,8 +120,10 @@ def measure_collapse(model: nn.Module, batches: Iterable, num_classes: int, *, f
     return tracker.compute(W, b, absent=absent), tracker
 
 
-def _outputs(out_dir: Path, split: str) -> tuple[Path, Path]:
-    return out_dir / f"collapse_{split}.csv", out_dir / f"collapse_{split}.png"
+def _outputs(out_dir: Path, checkpoint: Path, split: str) -> tuple[Path, Path]:
+    """One pair of files per (checkpoint, split): analyses of ``best.pt`` and ``last.pt`` never collide."""
+    stem = f"collapse_{checkpoint.stem}_{split}"
+    return out_dir / f"{stem}.csv", out_dir / f"{stem}.png"
 
 
 def analyse_checkpoint(checkpoint: str | Path, *, split: str = "train", out: str | Path | None = None,
@@ -131,7 +135,7 @@ def analyse_checkpoint(checkpoint: str | Path, *, split: str = "train", out: str
         checkpoint: ``RUN/best.pt`` or ``RUN/last.pt``.
         split: ``"train"``, ``"val"`` or ``"test"``.
         out: output folder (default: the checkpoint's folder, the run directory).
-        overwrite: replace an earlier analysis of the same split.
+        overwrite: replace an earlier analysis of the same checkpoint and split.
         device: ``"cpu"``/``"cuda"`` (default: the run's config).
         batch_size: evaluation batch size (default: the run's ``eval_batch_size``).
         data_root: where the data set lives (default: the run's ``data_root``).
@@ -150,12 +154,12 @@ def analyse_checkpoint(checkpoint: str | Path, *, split: str = "train", out: str
     batch_size = check_int(batch_size, "batch_size", 1, allow_none=True)
     checkpoint = Path(checkpoint)
     out_dir = Path(out) if out is not None else checkpoint.parent
-    csv_path, png_path = _outputs(out_dir, split)
+    csv_path, png_path = _outputs(out_dir, checkpoint, split)
     if not overwrite:
         for p in (csv_path, png_path):
             if p.exists():
-                raise AnalysisExistsError(f"{str(p)!r} exists (an earlier analysis of the {split} split); pass "
-                                          f"--force to replace it, or --out DIR to write elsewhere")
+                raise AnalysisExistsError(f"{str(p)!r} exists (an earlier analysis of {checkpoint.name} on the {split} "
+                                          f"split); pass --force to replace it, or --out DIR to write elsewhere")
     state = load_checkpoint(checkpoint)
     try:
         cfg = validate_config(state["config"])

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="train", choices=("train", "val", "test"),
                    help="the data the features are measured on (default: train)")
     c.add_argument("--out", default=None, help="output folder (default: the run directory)")
-    c.add_argument("--force", action="store_true", help="replace an earlier analysis of the same split")
+    c.add_argument("--force", action="store_true", help="replace an earlier analysis of the same checkpoint and split")
     c.add_argument("--batch-size", type=_positive_int, default=None, help="default: the run's eval_batch_size")
     c.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default: the run's device")
     c.add_argument("--data-root", default=None, help="default: the run's data_root")

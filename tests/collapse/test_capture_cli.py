@@ -154,16 +154,16 @@ def test_cli_analysis_equals_the_training_log_and_refuses_to_clobber(run, capsys
     logged = list(csv.DictReader(open(run / "metrics.csv", newline="")))[-1]
     for k in METRIC_KEYS + WEIGHT_KEYS:  # last.pt is the last epoch's model: the same numbers
         assert out[k] == pytest.approx(float(logged[f"train_{k}"]), rel=1e-9, abs=1e-15), k
-    table = {r["metric"]: r["value"] for r in csv.DictReader(open(run / "collapse_train.csv", newline=""))}
+    table = {r["metric"]: r["value"] for r in csv.DictReader(open(run / "collapse_last_train.csv", newline=""))}
     assert float(table["nc1"]) == out["nc1"] and table["split"] == "train" and int(table["num_samples"]) == 30
-    assert (run / "collapse_train.png").stat().st_size > 0
-    before = (run / "collapse_train.csv").read_bytes()
+    assert (run / "collapse_last_train.png").stat().st_size > 0
+    before = (run / "collapse_last_train.csv").read_bytes()
     assert main(["collapse", "--checkpoint", str(run / "last.pt")]) == 2
     assert "--force" in capsys.readouterr().err
-    assert (run / "collapse_train.csv").read_bytes() == before
+    assert (run / "collapse_last_train.csv").read_bytes() == before
     assert main(["collapse", "--checkpoint", str(run / "last.pt"), "--split", "test", "--force"]) == 0
     capsys.readouterr()
-    assert (run / "collapse_test.csv").is_file() and (run / "collapse_train.csv").read_bytes() == before
+    assert (run / "collapse_last_test.csv").is_file() and (run / "collapse_last_train.csv").read_bytes() == before
 
 
 @pytest.mark.parametrize("head", ["simplex_etf", "ebv", "sparse_etf"])
