@@ -12,8 +12,10 @@ Eval mode, forward only, no autograd, CPU, random anisotropic Gaussian clouds (f
   (increase of the peak resident set ``VmHWM`` of a fresh child process over one forward);
 * ``parts``: APEN time against the number of candidate parts ``K`` (default 8, 16, 32, 64) at fixed ``B x N``,
   predicted and known (``K`` parts from a farthest-point Voronoi partition), with the rows the blocks ran
-  (``pairs x frames``); the sparse fold makes the block cost independent of ``K``;
-* ``points``: APEN time against ``N`` at fixed ``K``: linear in points.
+  (``pairs x frames``); the sparse fold makes the block cost independent of ``K``. All ``K`` (and the
+  FA-PointNet baseline) run in **one** interleaved comparison, so a drift of the machine's load falls on every
+  ``K`` alike;
+* ``points``: APEN time against ``N`` at fixed ``K`` (all ``N`` interleaved in one comparison): linear in points.
 
 Usage::
 
@@ -166,34 +168,40 @@ def main(argv=None) -> list[dict]:
             print(f"cost {side:12s} B={B} N={N} K={K}: {r['median_ms']:.0f} ms [{r['min_ms']:.0f}, {r['max_ms']:.0f}]"
                   f" ratio {r['ratio']:.2f} (paired {r['paired_ratio_min']:.2f}..{r['paired_ratio_max']:.2f}), "
                   f"rows {nrows}, peak {peak:.0f} MiB", flush=True)
-        # -- time against the number of candidate parts ------------------------------------------------
+        # -- time against the number of candidate parts: every K in one interleaved comparison ----------
+        fns, meta = {"fa_pointnet": partial(fa, pos, None, batch)}, {}
         for K in args.parts:
             apen = make_apen(K, G, args.quick)
             known = voronoi_parts(pos, batch, K)
-            t = compare({"apen": partial(apen, pos, None, batch), "apen_known": partial(apen, pos, None, batch, known)},
-                        repeats=args.repeats, warmup=args.warmup)
-            for side in ("apen", "apen_known"):
-                r = timing_row(t[side])
-                nrows, nparts = rows_run(apen, pos, batch, known if side == "apen_known" else None)
-                rows.append({"table": "parts", "side": side, "B": B, "N": N, "K": K, "parts_per_block": nparts,
-                             "rows": nrows, **common, **r})
-                print(f"parts {side:10s} K={K}: {r['median_ms']:.0f} ms, {nparts} parts per block, rows {nrows}",
-                      flush=True)
-        # -- time against the number of points ----------------------------------------------------------
+            fns[f"apen_K{K}"] = partial(apen, pos, None, batch)
+            fns[f"apen_known_K{K}"] = partial(apen, pos, None, batch, known)
+            meta[f"apen_K{K}"] = ("apen", K, rows_run(apen, pos, batch))
+            meta[f"apen_known_K{K}"] = ("apen_known", K, rows_run(apen, pos, batch, known))
+        t = compare(fns, repeats=args.repeats, warmup=args.warmup)
+        for name, (side, K, (nrows, nparts)) in meta.items():
+            r = timing_row(t[name], t["fa_pointnet"])
+            rows.append({"table": "parts", "side": side, "B": B, "N": N, "K": K, "parts_per_block": nparts,
+                         "rows": nrows, **common, **r})
+            print(f"parts {side:10s} K={K}: {r['median_ms']:.0f} ms [{r['min_ms']:.0f}, {r['max_ms']:.0f}], "
+                  f"x{r['ratio']:.2f} FA-PointNet, {nparts} parts per cloud and block, rows {nrows}", flush=True)
+        # -- time against the number of points: every N in one interleaved comparison -------------------
         K = args.cost_parts
         apen = make_apen(K, G, args.quick)
+        fns, meta = {}, {}
         for n in args.points:
             pos_n, batch_n = clouds(B, n, seed=1)
             known = voronoi_parts(pos_n, batch_n, K)
-            t = compare({"apen": partial(apen, pos_n, None, batch_n),
-                         "apen_known": partial(apen, pos_n, None, batch_n, known)},
-                        repeats=args.repeats, warmup=args.warmup)
-            for side in ("apen", "apen_known"):
-                r = timing_row(t[side])
-                nrows, nparts = rows_run(apen, pos_n, batch_n, known if side == "apen_known" else None)
-                rows.append({"table": "points", "side": side, "B": B, "N": n, "K": K, "parts_per_block": nparts,
-                             "rows": nrows, **common, **r})
-                print(f"points {side:10s} N={n}: {r['median_ms']:.0f} ms, rows {nrows}", flush=True)
+            fns[f"apen_N{n}"] = partial(apen, pos_n, None, batch_n)
+            fns[f"apen_known_N{n}"] = partial(apen, pos_n, None, batch_n, known)
+            meta[f"apen_N{n}"] = ("apen", n, rows_run(apen, pos_n, batch_n))
+            meta[f"apen_known_N{n}"] = ("apen_known", n, rows_run(apen, pos_n, batch_n, known))
+        t = compare(fns, repeats=args.repeats, warmup=args.warmup)
+        for name, (side, n, (nrows, nparts)) in meta.items():
+            r = timing_row(t[name])
+            rows.append({"table": "points", "side": side, "B": B, "N": n, "K": K, "parts_per_block": nparts,
+                         "rows": nrows, **common, **r})
+            print(f"points {side:10s} N={n}: {r['median_ms']:.0f} ms [{r['min_ms']:.0f}, {r['max_ms']:.0f}], "
+                  f"rows {nrows}", flush=True)
     info = {k: v for k, v in machine_info().items() if k != "threads"}
     print(f"# {info}")
     args.out.mkdir(parents=True, exist_ok=True)
