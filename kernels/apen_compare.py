@@ -14,7 +14,8 @@ points, epochs, batch size and augmentation: ``<exp>-pointnet`` (plain PointNet)
 (FA-PointNet, global E(3) frame averaging, Puny et al. 2022) and ``<exp>-apen`` (APEN, piecewise SE(3) on
 predicted partitions, with the vote loss). After training, the script evaluates the final (last-epoch) model on
 the test split itself (no checkpoint is chosen on the test split) and, for APEN, once more with the
-ground-truth partition given (``partition=data.part``: the oracle that the predicted partition approaches).
+ground-truth partition given (``partition=data.part``). Each model is also evaluated on as many training clouds
+as test clouds (training poses / motions), so the table shows what an unseen articulation costs.
 
 Writes ``kernels/results/apen_compare.csv`` (one row per experiment and model: metrics in %, epochs, points,
 training/test sizes, wall time), ``apen_compare.md`` (the README table) and ``apen_compare.png``;
@@ -26,6 +27,7 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 10 python kernels/apen_compare.py            # the comparison (one core)
     python kernels/apen_compare.py --smoke --out-dir /tmp/apen_smoke       # seconds: does it run?
     python kernels/apen_compare.py --only scenes                           # one experiment
+    python kernels/apen_compare.py --from-runs runs/apen_compare-...       # re-evaluate finished runs
 """
 
 from __future__ import annotations
@@ -107,41 +109,72 @@ def evaluate(model, ds, cfg: dict, *, oracle: bool = False) -> dict[str, float]:
             "class_miou_points": float(100.0 * (tp[present] / union[present]).mean())}
 
 
-def run(exp: str, method: str, out_dir: Path, overrides: list[str]) -> list[dict]:
+class _Head(torch.utils.data.Dataset):
+    """The first ``n`` items of ``ds``, with its class bookkeeping (the training-pose evaluation set)."""
+
+    def __init__(self, ds, n: int):
+        self.ds, self.n = ds, min(n, len(ds))
+        self.num_classes, self.category_parts = ds.num_classes, ds.category_parts
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.ds[i]
+
+
+def _metrics(model, test, train_head, cfg, oracle: bool = False) -> dict:
+    out = {k: round(v, 2) for k, v in evaluate(model, test, cfg, oracle=oracle).items()}
+    out.update({f"train_{k}": round(v, 2) for k, v in evaluate(model, train_head, cfg, oracle=oracle).items()})
+    return out
+
+
+def run(exp: str, method: str, out_dir: Path, overrides: list[str], *, trained: bool = False) -> list[dict]:
+    """Train ``<exp>-<method>`` into ``out_dir/<config>`` (or, with ``trained``, reuse the finished run there) and
+    evaluate its last-epoch model on the test split and on as many training clouds (training poses)."""
     prefix, metric, _ = EXPERIMENTS[exp]
     name = f"{prefix}-{method}"
-    cfg = resolve_config(name, overrides)
     run_dir = out_dir / name
-    t0 = time.perf_counter()
-    train(cfg, run_dir)
-    wall = time.perf_counter() - t0
-    state = load_checkpoint(run_dir / "last.pt")
+    if trained:
+        state = load_checkpoint(run_dir / "last.pt")
+        cfg = state["config"]
+        with open(run_dir / "metrics.csv") as f:
+            wall = sum(float(r["time_s"]) for r in csv.DictReader(f))
+    else:
+        cfg = resolve_config(name, overrides)
+        t0 = time.perf_counter()
+        train(cfg, run_dir)
+        wall = time.perf_counter() - t0
+        state = load_checkpoint(run_dir / "last.pt")
     model = build_model(state["config"], args=dict(state["model_args"]))
     load_model_state(model, state["model"], str(run_dir / "last.pt"))
-    (test,) = build_datasets(cfg, splits=("test",))
+    train_ds, test = build_datasets(cfg, splits=("train", "test"))
+    head = _Head(train_ds, len(test))
     kw = cfg["dataset_kwargs"]
     base = dict(experiment=exp, config=name, epochs=cfg["epochs"], num_points=cfg["num_points"],
                 num_train=kw.get("num_train"), num_test=kw.get("num_test"), train_s=round(wall, 1))
-    rows = [{**base, "method": METHODS[method], "metric": metric,
-             **{k: round(v, 2) for k, v in evaluate(model, test, cfg).items()}}]
+    rows = [{**base, "method": METHODS[method], "metric": metric, **_metrics(model, test, head, cfg)}]
     if method == "apen":
         rows.append({**base, "method": "APEN, ground-truth partition given (oracle)", "metric": metric,
-                     **{k: round(v, 2) for k, v in evaluate(model, test, cfg, oracle=True).items()}})
+                     **_metrics(model, test, head, cfg, oracle=True)})
     for r in rows:
-        print({k: r[k] for k in ("experiment", "method") if k in r}, {k: r[k] for k in r if k in
-              ("acc", "point_acc", "instance_miou", "class_miou_points", "train_s")}, flush=True)
+        print({k: r[k] for k in ("experiment", "method") if k in r}, {k: r[k] for k in r if k.removeprefix("train_") in
+              ("acc", "point_acc", "instance_miou", "class_miou_points", "s")}, flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
     """The README table: one line per experiment and model, the paper's metric first."""
-    lines = ["| experiment (test: unseen poses / motions) | model | metric (%) | point acc. (%) | train time (s) |",
-             "|---|---|---|---|---|"]
+    lines = ["| experiment (test: unseen poses / motions) | model | test metric (%) | same metric on training poses (%) "
+             "| test point acc. (%) | train time (s) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         exp = EXPERIMENTS[r["experiment"]][2]
         setting = f"{exp}; N={r['num_points']}, {r['num_train']} train / {r['num_test']} test, {r['epochs']} epochs"
         pa = r.get("point_acc", "")
+        tr = r.get("train_" + r["metric"], "")
         lines.append(f"| {setting} | {r['method']} | {float(r[r['metric']]):.1f} | "
+                     f"{'' if tr in ('', None) else f'{float(tr):.1f}'} | "
                      f"{'' if pa in ('', None) else f'{float(pa):.1f}'} | {r['train_s']} |")
     return "\n".join(lines) + "\n"
 
@@ -181,6 +214,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--smoke", action="store_true", help="1 epoch on 16 / 8 clouds; writes apen_compare_smoke.*")
     p.add_argument("--report-only", action="store_true", help="rebuild the table and the plot from the CSV")
+    p.add_argument("--from-runs", default=None, help="evaluate the finished runs in this folder instead of training")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every config")
     a = p.parse_args(argv)
     stem = RESULTS / ("apen_compare_smoke" if a.smoke else "apen_compare")
@@ -192,12 +226,12 @@ def main(argv=None) -> None:
         over = [f"data_root={a.data_root}", *a.overrides]
         if a.smoke:
             over += ["epochs=1", "dataset_kwargs.num_train=16", "dataset_kwargs.num_test=8", "eval_every=1"]
-        out_dir = Path(a.out_dir or time.strftime("runs/apen_compare-%Y%m%d-%H%M%S", time.gmtime()))
+        out_dir = Path(a.from_runs or a.out_dir or time.strftime("runs/apen_compare-%Y%m%d-%H%M%S", time.gmtime()))
         exps = a.only or list(EXPERIMENTS)
         rows = []
         for exp in exps:
             for method in a.methods:
-                rows += run(exp, method, out_dir, over)
+                rows += run(exp, method, out_dir, over, trained=a.from_runs is not None)
         kept = []  # rows of the experiments not run now stay (several --only runs fill one table)
         if Path(f"{stem}.csv").is_file():
             with open(f"{stem}.csv") as f:
