@@ -259,8 +259,8 @@ def parse_override(item: str) -> tuple[str, Any]:
     if "." in key:
         top, sub = key.split(".", 1)
         if top not in ("model_kwargs", "dataset_kwargs", "head_kwargs"):
-            raise ConfigError(f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* and head_kwargs.* "
-                              f"take sub-keys")
+            raise ConfigError(f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* take sub-keys, "
+                              f"as does head_kwargs.*")
         if not sub or "." in sub:
             raise ConfigError(f"dotted override {key!r} must be {top}.NAME with one sub-key")
     try:
