@@ -326,8 +326,8 @@ def _skewness(T: Tensor, cov: Tensor, U: Tensor) -> Tensor:
     m3 = torch.einsum("bijk,bcia,bcja,bcka->bca", T, U, U, U)
     var = torch.einsum("bij,bcia,bcja->bca", cov, U, U).clamp_min(0.0)
     scale = cov.diagonal(dim1=-2, dim2=-1).sum(-1)[:, None, None]  # trace: the cloud's spread
-    floor = 1e-12 * scale + torch.finfo(torch.float64).tiny
-    return m3 / (var + floor) ** 1.5
+    ok = var > 1e-12 * scale  # false for every direction of a cloud of one (repeated) point
+    return torch.where(ok, m3 / var.clamp_min(1e-100) ** 1.5, torch.zeros_like(m3))
 
 
 def _rot_in_plane(i: int, j: int, angles: Tensor) -> Tensor:

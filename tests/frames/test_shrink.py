@@ -146,7 +146,7 @@ def test_weights_and_outputs_are_continuous_across_the_sign_threshold():
     assert smooth_steps.max() < 0.5 * jump  # the band spreads the switch over several steps
 
 
-@pytest.mark.parametrize("signs,degenerate", POLICIES)
+@pytest.mark.parametrize("signs,degenerate", [("shrink", "blend"), ("shrink", "harmonic")])
 @pytest.mark.parametrize(
     "name,pos",
     [
@@ -161,7 +161,7 @@ def test_weights_and_outputs_are_continuous_across_the_sign_threshold():
 )
 def test_degenerate_clouds_finite_outputs_and_gradients(name, pos, signs, degenerate):
     for group in ("E3", "SO3"):
-        fa = FrameAveraging(_net(2), group, irreps_out="1o", signs=signs, degenerate=degenerate).eval()
+        fa = FrameAveraging(_net(3), group, irreps_out="1o", signs=signs, degenerate=degenerate).eval()
         fr = fa.frames(pos)
         assert torch.isfinite(fr.rotations).all() and torch.isfinite(fr.weights).all(), name
         assert torch.allclose(fr.weights.sum(1), torch.ones(1, dtype=torch.float64))
