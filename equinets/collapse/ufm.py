@@ -443,7 +443,7 @@ def ce_balanced_closed_form(num_classes: int, per_class: int, *, lambda_W: float
 
 # -- mixup UFM (Fisher, Meng, Papyan 2024) -------------------------------------------------------------------
 def mixup_ufm_features(weight: Tensor, pairs, lambdas, *, lambda_H: float, max_iter: int = 100,
-                       tol: float = 1e-13) -> Tensor:
+                       tol: float = 1e-12) -> Tensor:
     r"""Optimal UFM features of mixed samples with a fixed classifier (Fisher, Meng & Papyan, ICLR 2024).
 
     With the classifier :math:`W` fixed (e.g. a simplex ETF, :func:`~equinets.collapse.heads.simplex_etf`),
@@ -465,7 +465,8 @@ def mixup_ufm_features(weight: Tensor, pairs, lambdas, *, lambda_H: float, max_i
         pairs: ``(S, 2)`` long ``(c, c')`` per mixed sample.
         lambdas: ``(S,)`` mixing weights of ``c`` in ``[0, 1]``.
         lambda_H: feature weight decay (> 0).
-        max_iter, tol: Newton iterations and gradient-norm tolerance.
+        max_iter, tol: Newton iterations and gradient-norm tolerance (it also stops once no objective
+            decreases any more: the float64 floor, about 1e-11 in the gradient).
 
     Returns:
         ``(S, d)`` optimal features (float64).
@@ -520,9 +521,9 @@ def mixup_ufm_features(weight: Tensor, pairs, lambdas, *, lambda_H: float, max_i
             if not bool(bad.any()):
                 break
             t = torch.where(bad, 0.5 * t, t)
-        if float((t[:, None] * step).abs().max()) <= 1e-15 * max(1.0, float(h.abs().max())):
-            break  # the float64 floor: Newton steps no longer move h
         h = h - t[:, None] * step
+        if float((f0 - f(h)).max()) <= 1e-15 * (1.0 + float(f0.abs().max())):
+            break  # no sample's objective moves any more: the float64 floor
     return h
 
 
