@@ -185,3 +185,12 @@ def test_central_path_ratio_strictly_decreases_and_velocity_is_the_gradient():
     (grad,) = torch.autograd.grad(f, H)
     step = central_path(H0, y, lambda_W=lw, lambda_H=lh, t_end=1e-6, num_steps=1).features
     assert torch.allclose((step - H0) / 1e-6, -N * grad, atol=1e-5, rtol=1e-5)
+
+
+def test_solver_ce_imbalanced_minority_classifier_shrinks():
+    # Fang et al. (PNAS 2021) minority collapse, onset: the minority row of W is the shortest, the two equal
+    # majority classes stay symmetric, and the solution is a stationary point (gradient at the float64 floor)
+    r = solve_ufm([40, 40, 5], 4, loss="ce", lambda_W=5e-3, lambda_H=5e-3, seed=0, init_scale=0.5)
+    norms = r.weights[0].norm(dim=1)
+    assert float(norms[2]) < 0.8 * float(norms[0]) and abs(float(norms[0] - norms[1])) < 1e-6
+    assert r.grad_norm < 1e-7
