@@ -58,7 +58,9 @@ def _degree(x, name: str) -> int:
     return L
 
 
-def _check(x1, x2, lmax_out, normalization, route):
+def _check(x1, x2, lmax_out, normalization, route, finite: bool = True):
+    """Every check of :func:`gaunt_product`'s arguments; ``finite=False`` leaves the NaN/Inf check to the caller
+    (:func:`_check_finite`, which the separable route runs on the copy of the inputs it makes anyway)."""
     L1, L2 = _degree(x1, "x1"), _degree(x2, "x2")
     if x1.device != x2.device:
         raise ValueError(f"x1 and x2 must be on the same device, got x1 on {x1.device} and x2 on {x2.device}")
@@ -76,14 +78,25 @@ def _check(x1, x2, lmax_out, normalization, route):
         raise ValueError(f"lmax_out must be <= L1 + L2 = {L1 + L2} (the product has no higher degree), got {lmax_out}")
     check_choice(normalization, "normalization", NORMALIZATIONS)
     check_choice(route, "route", ROUTES)
-    if not torch.compiler.is_compiling():
-        # one reduction each; a NaN or Inf makes a sum non-finite (an overflowing sum of finite values too:
-        # then the exact check below decides and names the entry). Python floats: torch.isfinite and the
-        # addition of 0-d tensors cost more than the reductions themselves at these sizes
-        if not math.isfinite(x1.sum().item() + x2.sum().item()):
-            check_finite(x1, "x1")
-            check_finite(x2, "x2")
+    if finite:
+        _check_finite(x1, x2)
     return L1, L2, lmax_out, batch
+
+
+def _check_finite(x1: Tensor, x2: Tensor, both: Tensor | None = None) -> None:
+    """Refuse NaN or Inf coefficients, naming the input (skipped under ``torch.compile``).
+
+    One reduction (of ``both``, a tensor holding exactly the entries of ``x1`` and ``x2``, when the caller
+    has one) or one each; a NaN or Inf makes a sum non-finite (an overflowing sum of finite values too:
+    then the exact check decides and names the entry). Python floats: ``torch.isfinite`` and the addition
+    of 0-d tensors cost more than the reductions themselves at these sizes.
+    """
+    if torch.compiler.is_compiling():
+        return
+    total = both.sum().item() if both is not None else x1.sum().item() + x2.sum().item()
+    if not math.isfinite(total):
+        check_finite(x1, "x1")
+        check_finite(x2, "x2")
 
 
 # ------------------------------------------------------------------------------------- normalisation
@@ -253,7 +266,7 @@ def _grid_dense(x1, x2, L1, L2, Lo, normalization):
     return g @ W
 
 
-def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
+def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft", check: bool = False):
     r"""The separable grid route: a Legendre matmul per ``(sign, |m|)``, then the azimuthal transform.
 
     ``azimuth="dft"`` (the default, fastest on CPU): per input two GEMMs to the grid, a batched
@@ -264,12 +277,15 @@ def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft"):
     share one pass for both inputs (concatenated along the batch). Its backward is analytic
     (:class:`_GridSepProduct`); without gradients the autograd function is skipped. ``azimuth="fft"``:
     ``torch.fft`` over the azimuth (slower on CPU at these sizes: torch's small batched real FFTs),
-    differentiated by autograd.
+    differentiated by autograd. ``check=True`` refuses NaN/Inf inputs first (:func:`_check_finite`, on
+    the concatenated inputs for equal degrees).
     """
     if azimuth == "dft":
         if torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad):
-            return _GridSepProduct.apply(x1, x2, (L1, L2, Lo, normalization))
-        return _sep_forward(x1, x2, _sep_plan(L1, L2, Lo, normalization, x1.device, x1.dtype))[0]
+            return _GridSepProduct.apply(x1, x2, (L1, L2, Lo, normalization), check)
+        return _sep_forward(x1, x2, _sep_plan(L1, L2, Lo, normalization, x1.device, x1.dtype), check)[0]
+    if check:
+        _check_finite(x1, x2)
     i1, i2, oidx = _index_tensors(L1, L2, Lo, x1.device)
     _, n_alpha = grid_size(L1 + L2 + Lo)
     B, M = x1.shape[0], Lo + 1
@@ -322,17 +338,22 @@ def _from_grid(g: Tensor, Q: Tensor, W: Tensor, oidx: Tensor) -> Tensor:
     return torch.index_select(torch.bmm(W, Hh).view(-1, B), 0, oidx)  # Gauss-Legendre per (sign, |m|), then gather
 
 
-def _sep_values(x1: Tensor, x2: Tensor, p: _SepPlan) -> tuple[Tensor, Tensor]:
+def _sep_values(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> tuple[Tensor, Tensor]:
     if x1.shape[1] == x2.shape[1]:  # equal degrees: one pass for both inputs
         B = x1.shape[0]
-        V = _to_grid(torch.cat([x1.T, x2.T], 1), p.i1, p.P1, p.H1)  # rows gathered from a contiguous copy
+        xt = torch.cat([x1.T, x2.T], 1)  # rows gathered from a contiguous copy
+        if check:
+            _check_finite(x1, x2, xt)
+        V = _to_grid(xt, p.i1, p.P1, p.H1)
         return V[..., :B], V[..., B:]
+    if check:
+        _check_finite(x1, x2)
     return _to_grid(x1.T, p.i1, p.P1, p.H1), _to_grid(x2.T, p.i2, p.P2, p.H2)
 
 
-def _sep_forward(x1: Tensor, x2: Tensor, p: _SepPlan) -> tuple[Tensor, Tensor, Tensor]:
+def _sep_forward(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """``(out (B, (Lo+1)**2), f1, f2)``: the product and the grid values ``(n_alpha, n_beta, B)`` of both inputs."""
-    f1, f2 = _sep_values(x1, x2, p)
+    f1, f2 = _sep_values(x1, x2, p, check)
     return _from_grid(f1 * f2, p.Q, p.W, p.o).T, f1, f2  # out: a transposed view (rows gathered, not columns)
 
 
@@ -347,9 +368,9 @@ class _GridSepProduct(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x1, x2, sizes):
+    def forward(ctx, x1, x2, sizes, check):
         p = _sep_plan(*sizes, x1.device, x1.dtype)
-        out, f1, f2 = _sep_forward(x1, x2, p)
+        out, f1, f2 = _sep_forward(x1, x2, p, check)
         ctx.save_for_backward(x1, x2, f1, f2)
         ctx.sizes = sizes
         return out
@@ -372,10 +393,10 @@ class _GridSepProduct(torch.autograd.Function):
                 torch.mul(h, f2, out=hv[..., :B])
                 torch.mul(h, f1, out=hv[..., B:])
             g = _from_grid(hv, p.Q1, p.W1, p.o1)
-            return g[:, :B].T, g[:, B:].T, None
+            return g[:, :B].T, g[:, B:].T, None, None
         g1 = _from_grid(h * f2, p.Q1, p.W1, p.o1).T if need1 else None
         g2 = _from_grid(h * f1, p.Q2, p.W2, p.o2).T if need2 else None
-        return g1, g2, None
+        return g1, g2, None, None
 
 
 # ------------------------------------------------------------------------------------------- fourier
@@ -512,25 +533,29 @@ def gaunt_product(x1: Tensor, x2: Tensor, lmax_out: int | None = None, *, normal
         >>> float(out[1:4].abs().max()) < 1e-6  # 0e + 1o + 2e: no 1o (l1 + l2 + l3 = 3 is odd)
         True
     """
-    L1, L2, Lo, batch = _check(x1, x2, lmax_out, normalization, route)
+    L1, L2, Lo, batch = _check(x1, x2, lmax_out, normalization, route, finite=False)
     if route == "triton":
         from . import _triton
 
+        _check_finite(x1, x2)
         return _triton.route(x1, x2, L1, L2, Lo, batch, normalization)
     D = L1 + L2 + Lo
     if route == "auto":
         route = _auto(x1.device, D)
     if math.prod(batch) == 0:  # empty batch: nothing to compute (keeps the graph to x1, x2 for autograd)
+        _check_finite(x1, x2)
         return (x1.sum() * x2.sum()).expand(*batch, (Lo + 1) ** 2) * 0
-    x1 = x1.expand(*batch, x1.shape[-1]).reshape(-1, x1.shape[-1])
-    x2 = x2.expand(*batch, x2.shape[-1]).reshape(-1, x2.shape[-1])
-    if route == "fourier":
-        out = _fourier(x1, x2, L1, L2, Lo, normalization)
+    if x1.dim() != 2 or x1.shape[:-1] != batch or x2.shape[:-1] != batch:  # flat rows already: no views
+        x1 = x1.expand(*batch, x1.shape[-1]).reshape(-1, x1.shape[-1])
+        x2 = x2.expand(*batch, x2.shape[-1]).reshape(-1, x2.shape[-1])
+    th = _thresholds.THRESHOLDS.get(x1.device.type, _thresholds.THRESHOLDS["cpu"])
+    if route != "fourier" and D > th["grid_dense_max_D"]:  # the separable grid checks the inputs it copies
+        out = _grid_sep(x1, x2, L1, L2, Lo, normalization, check=True)
     else:
-        th = _thresholds.THRESHOLDS.get(x1.device.type, _thresholds.THRESHOLDS["cpu"])
-        fn = _grid_dense if D <= th["grid_dense_max_D"] else _grid_sep
+        _check_finite(x1, x2)
+        fn = _fourier if route == "fourier" else _grid_dense
         out = fn(x1, x2, L1, L2, Lo, normalization)
-    return out.reshape(*batch, (Lo + 1) ** 2)
+    return out if out.dim() == len(batch) + 1 and out.shape[:-1] == batch else out.reshape(*batch, (Lo + 1) ** 2)
 
 
 def gaunt_product_all_parities(x1: tuple[Tensor, Tensor], x2: tuple[Tensor, Tensor], lmax_out: int | None = None,
