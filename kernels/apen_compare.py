@@ -199,6 +199,11 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel(EXPERIMENTS[exp][1] + " (%)", fontsize=8)
         for i, v in enumerate(vals):
             ax.text(i, v + 1, f"{v:.1f}", ha="center", fontsize=7)
+        tr = [r.get("train_" + r["metric"], "") for r in mine]
+        if all(t not in ("", None) for t in tr):
+            ax.plot(range(len(mine)), [float(t) for t in tr], "k_", markersize=22, mew=2,
+                    label="same model on training poses / motions")
+            ax.legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
