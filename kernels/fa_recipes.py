@@ -48,7 +48,8 @@ BASE = {"pointnet": "shapes-pointnet", "dgcnn": "shapes-dgcnn"}
 
 
 def _cfg(backbone: str, recipe: str, args) -> dict:
-    over = [f"dataset={args.dataset}", f"num_points={args.points}", f"epochs={args.epochs}", f"data_root={args.data}",
+    over = [f"dataset={args.dataset}", f"num_points={args.points}", f"epochs={max(args.epochs, 1)}",
+            f"data_root={args.data}",
             f"dataset_kwargs.num_train={args.train}", f"dataset_kwargs.num_test={args.test}", "eval_every=1000",
             f"name={backbone}-{recipe.replace(' ', '_').replace(',', '')}"]
     if args.dataset == "shapes-hard":
@@ -78,7 +79,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=256)
     ap.add_argument("--train", type=int, default=660)
     ap.add_argument("--test", type=int, default=330)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=4, help="0: measure the cost per step only")
     ap.add_argument("--backbones", nargs="+", default=["pointnet", "dgcnn"])
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES))
     ap.add_argument("--repeats", type=int, default=5)
@@ -109,6 +110,12 @@ def main() -> None:
         timing = compare(fns, repeats=args.repeats, warmup=1)
         # -- accuracy on one budget ---------------------------------------------------------------------------
         for r, cfg in cfgs.items():
+            if args.epochs == 0:  # cost per step only
+                rows.append({"backbone": backbone, "recipe": r, "frames_per_cloud_train": f"{frames[r]:.2f}",
+                             **timing_row(timing[r], timing["plain"]), "points": cfg["num_points"],
+                             "batch": cfg["batch_size"], "dataset": cfg["dataset"]})
+                print(rows[-1], flush=True)
+                continue
             out_dir = args.runs / f"{backbone}-{r.replace(' ', '_').replace(',', '')}"
             k = 0
             while (out_dir.parent / f"{out_dir.name}-{k}").exists():
