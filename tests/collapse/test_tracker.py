@@ -104,3 +104,23 @@ def test_absent_class_in_tracker():
     with pytest.raises(ValueError, match="class 4"):
         tr.compute()
     _close(tr.compute(absent="drop"), nc_metrics(h[keep], y[keep], num_classes=5, absent="drop"), 1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_tracker_equals_cpu_with_tf32_allowed_elsewhere():
+    """On CUDA the scatter product runs with TF32 off even when the process allows it (near collapse TF32's
+    10-bit mantissa would ruin NC1); the numbers equal the CPU tracker's."""
+    h, y, W, b = _data(K=10, d=32, n=4000, seed=6, scale=100.0, spread=1e-2, dtype=torch.float32)
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        gpu = CollapseTracker(10, 32, device="cuda")
+        _stream(gpu, h.cuda(), y.cuda(), [1000] * 4)
+        assert torch.backends.cuda.matmul.allow_tf32  # restored after each product
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    cpu = CollapseTracker(10, 32)
+    _stream(cpu, h, y, [1000] * 4)
+    ref = nc_metrics(h.double(), y)
+    assert gpu.compute()["nc1"] == pytest.approx(ref["nc1"], rel=1e-4)
+    assert gpu.compute()["nc1"] == pytest.approx(cpu.compute()["nc1"], rel=1e-4)
