@@ -134,7 +134,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats (a smoke test of the script)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test of the script)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -142,8 +142,8 @@ def main(argv=None) -> list[dict]:
     if args.child:
         return _child(args)
     if args.quick:
-        args.batch_size, args.num_points, args.repeats = 2, 128, 2
-        args.parts, args.points, args.cost_parts = [4, 8], [64, 128], 4
+        args.batch_size, args.num_points, args.repeats, args.warmup = 2, 128, 1, 0
+        args.parts, args.points, args.cost_parts = [4, 8], [64], 4
     allocator = set_allocator("steady")
     B, N, G = args.batch_size, args.num_points, args.group
     rows = []
