@@ -16,6 +16,13 @@ BLAS library allocate its own buffers, before any timing), and reported beside t
 bound ``(K d + d^2) * 8`` bytes of its float64 state plus one batch. Writes
 ``kernels/results/collapse_tracker.csv`` and ``kernels/results/collapse_tracker.png``.
 
+**Threads on a busy machine.** With OpenMP's default (active) waiting, every parallel operation ends in a
+barrier at which the threads spin; on an oversubscribed machine (other processes on the cores) a spinning
+thread burns the time slice its partner needs, and the tracker, with about fifteen parallel element-wise
+operations per batch against the bare product's one GEMM, pays it fifteen times. ``OMP_WAIT_POLICY=PASSIVE``
+makes waiting threads sleep; the rows record the policy of each run (``collapse_tracker.csv``: the default
+policy; ``collapse_tracker_passive.csv``: ``OMP_WAIT_POLICY=PASSIVE``, written with ``--out``).
+
 Usage::
 
     OMP_NUM_THREADS=1 nice -n 10 python kernels/bench_collapse_tracker.py [--n 1000000] [--dim 512] \\
@@ -25,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from pathlib import Path
@@ -129,7 +137,7 @@ def main(argv=None) -> None:
         base = t["xtx"]
         for name, tm in t.items():
             row = {"op": name, "n": n, "dim": d, "classes": K, "batch": B, "threads": threads,
-                   **timing_row(tm, base)}
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"), **timing_row(tm, base)}
             row["speed_vs_xtx"] = round(base.median_ms / tm.median_ms, 3)
             if name == "tracker":
                 row.update(peak_extra_mb=round((mem.peak - mem.start) / 2**20, 2),
