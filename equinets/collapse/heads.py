@@ -479,7 +479,8 @@ def _max_cos(w: Tensor) -> float:
 
 
 #: head names accepted by :func:`attach_head` (and the training config's ``head`` key)
-HEADS = {"linear": nn.Linear, "etf": SimplexETFHead, "ebv": EBVHead, "sparse_etf": SparseETFHead}
+HEADS = {"linear": nn.Linear, "etf": SimplexETFHead, "simplex_etf": SimplexETFHead, "ebv": EBVHead,
+         "sparse_etf": SparseETFHead}
 
 
 def attach_head(model: nn.Module, head="etf", num_classes: int | None = None, **kwargs) -> nn.Module:
@@ -494,7 +495,8 @@ def attach_head(model: nn.Module, head="etf", num_classes: int | None = None, **
 
     Args:
         model: any equinets classification model.
-        head: ``"linear"`` (a fresh ``nn.Linear``), ``"etf"`` (:class:`SimplexETFHead`), ``"ebv"``
+        head: ``"linear"`` (a fresh ``nn.Linear``), ``"etf"`` or ``"simplex_etf"`` (the config's name)
+            (:class:`SimplexETFHead`), ``"ebv"``
             (:class:`EBVHead`), ``"sparse_etf"`` (:class:`SparseETFHead`), or a module whose
             ``forward(h)`` takes the classifier's input.
         num_classes: output classes (default: the replaced classifier's).

@@ -91,7 +91,7 @@ def _net():
 
 
 @pytest.mark.parametrize("head,kwargs,exc,match", [
-    ("etff", {}, ValueError, "head must be one of 'linear', 'etf', 'ebv', 'sparse_etf'"),
+    ("etff", {}, ValueError, "head must be one of 'linear', 'etf', 'simplex_etf', 'ebv', 'sparse_etf'"),
     (3, {}, TypeError, "head"),
     ("etf", {"num_classes": 1}, ValueError, "num_classes"),
     ("etf", {"num_classes": 20}, ValueError, "in_channels must be >= num_classes - 1"),

@@ -178,6 +178,10 @@ def test_attach_head_on_frame_averaged_pointnet_stays_invariant():
     assert_equivariant(fa, pos, group="E3", n_trials=2)
 
 
+def test_attach_head_accepts_the_config_name_simplex_etf():
+    assert isinstance(attach_head(_small_pointnet(), "simplex_etf").head[-1], SimplexETFHead)
+
+
 def test_attach_head_with_a_module_and_new_class_count():
     model = attach_head(_small_pointnet(), SimplexETFHead(12, 4, bias=True))
     assert model.head[-1].bias is not None
