@@ -1,6 +1,8 @@
 """Frame averaging (Puny et al., ICLR 2022): PCA frames for O(3)/SO(3)/E(3)/SE(3) and the averaging wrappers.
 
-* :func:`pca_frames` -> :class:`Frames`: PCA frames with weights and a degenerate-spectrum policy;
+* :func:`pca_frames` -> :class:`Frames`: PCA frames with weights, a degenerate-spectrum policy (``blend``,
+  or ``harmonic``: near-ties oriented by angular moments) and a sign policy (``all``, or ``shrink``: signs
+  fixed by the skewness of the projections, :func:`frame_sign_stats`, so a generic cloud has one frame);
 * :class:`FrameAveraging`: wrap any point backbone, fold the frames into the batch, rotate back, average;
 * :func:`irreps_D`, :func:`rotate_irreps`: O(3) representation matrices on e3nn irreps, float64-exact;
 * :class:`FAGNN`: FA-GNN for particle systems (n-body), latent vectors re-framed per layer;
@@ -20,7 +22,8 @@ from ._wigner import irreps_D, rotate_irreps
 from .averaging import FrameAveraging
 from .fagnn import FAGNN, FAGNNLayer
 from .graph import GraphFrameAveraging, GraphFrames, graph_frames, rank_encoding
-from .pca import GROUPS, Frames, default_tol, frame_pairs, pca_frames
+from .pca import GROUPS, SIGN_POLICIES, Frames, default_tol, frame_pairs, frame_sign_stats, pca_frames
 
-__all__ = ["Frames", "pca_frames", "frame_pairs", "default_tol", "FrameAveraging", "irreps_D", "rotate_irreps", "GROUPS",
+__all__ = ["Frames", "pca_frames", "frame_pairs", "frame_sign_stats", "SIGN_POLICIES", "default_tol", "FrameAveraging",
+           "irreps_D", "rotate_irreps", "GROUPS",
            "FAGNN", "FAGNNLayer", "GraphFrames", "graph_frames", "GraphFrameAveraging", "rank_encoding"]
