@@ -188,3 +188,13 @@ def test_frame_set_is_equivariant_with_weights(signs, degenerate):
     # weights of matched frames agree (sum over duplicates)
     assert torch.allclose(match.double() @ wb, wa * match.sum(1).double() / match.sum(1).double(), atol=1e-9) or \
         torch.allclose((match.double() * wb).sum(1), wa, atol=1e-9)
+
+
+def test_train_mode_batchnorm_exact_with_full_shrunk_frames():
+    """Shrunk frames are deterministic, so the multiset of framed clouds (hence batch statistics) is invariant."""
+    torch.manual_seed(6)
+    net = PointNet(0, 4, hidden_channels=(16,), emb_dims=32, head_channels=(16,), dropout=0.0).double()
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+    fa = FrameAveraging(net, "E3", irreps_out="0e + 1o", signs="shrink", degenerate="harmonic").train()
+    err = assert_equivariant(fa, _skewed(b=3, n=24), group="E3", irreps_out="0e + 1o", n_trials=2, rtol=1.0)
+    assert err <= 1e-9
