@@ -229,6 +229,12 @@ def plot(rows: list[dict], path: Path) -> None:
         if base and table == "parts":
             ax.axhline(base[0], color="gray", ls=":", label="FA-PointNet (same widths)")
         ax.set_xscale("log", base=2)
+        if table == "points":  # log-log: linear growth is a line of slope 1
+            ax.set_yscale("log")
+            pts = sorted((r["N"], r["median_ms"]) for r in rows if r["table"] == "points" and r["side"] == "apen")
+            if pts:
+                ax.plot([p[0] for p in pts], [pts[0][1] * p[0] / pts[0][0] for p in pts], "k:", lw=1,
+                        label="linear in N")
         ax.set_xlabel(label)
         ax.set_ylabel("forward time, median (ms)")
         ax.legend()
