@@ -47,6 +47,7 @@ def _cloud(n=24):
         ({"in_channels": 2, "irreps_in": "1o"}, ValueError, "irreps_in"),
         ({"dropout": 1.0}, ValueError, "dropout"),
         ({"train_sampling": "yes"}, TypeError, "train_sampling"),
+        ({"partition_grad": 1}, TypeError, "partition_grad"),
         ({"task": "cls", "num_categories": 3}, ValueError, "num_categories"),
         ({"degenerate": "random"}, ValueError, "degenerate"),
     ],

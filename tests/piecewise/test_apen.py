@@ -132,7 +132,7 @@ def test_training_mode_backward_reaches_every_parameter(pw):
     """Train mode (batch norm statistics, straight-through hard weights): task + vote loss reach all weights."""
     pos, lab, bt = pw.separated_parts(3, 16, clouds=2)
     off = torch.randn(pos.shape[0], 3, dtype=F64)
-    for kw in ({}, {"assignment": "soft"}, {"train_sampling": True}):
+    for kw in ({}, {"assignment": "soft"}, {"train_sampling": True}, {"partition_grad": True}):
         m = pw.small_apen(**kw).train()
         out = m(pos, None, bt)
         loss = out.logsumexp(1).mean() + m.auxiliary_loss(Data(pos=pos, part_offset=off))
@@ -140,6 +140,18 @@ def test_training_mode_backward_reaches_every_parameter(pw):
         for name, p in m.named_parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert sum(float(p.grad.abs().sum()) for p in m.parameters()) > 0
+
+
+def test_partition_gradient_is_off_by_default(pw):
+    """The task loss reaches the votes through the partition only with partition_grad=True (straight-through)."""
+    pos, _, bt = pw.separated_parts(3, 16)
+    grads = []
+    for flag in (False, True):
+        m = pw.small_apen(partition_grad=flag).train()
+        res = m.forward_all(pos, None, bt)
+        (g,) = torch.autograd.grad(res.out.pow(2).sum(), res.votes[0], allow_unused=True)
+        grads.append(g)
+    assert grads[0] is None and grads[1] is not None and float(grads[1].abs().sum()) > 0
 
 
 def test_train_sampling_only_in_training(pw):
