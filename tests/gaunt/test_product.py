@@ -221,6 +221,41 @@ def test_separable_route_gradients_equal_the_dense_route_with_either_or_both_inp
         assert (IMPLS["grid_sep"](x1, x2, lo) - o1).abs().max() == 0
 
 
+def test_no_grad_forward_with_reused_buffers_returns_independent_exact_outputs():
+    """The CPU no-grad forward keeps its intermediates in per-thread buffers: outputs stay untouched by
+    later calls (any size, dtype, thread) and equal the fresh-tensor forward bit for bit."""
+    import threading
+
+    g = torch.Generator().manual_seed(7)
+    xs = [(torch.randn(B, (L + 1) ** 2, dtype=dt, generator=g), torch.randn(B, (L + 1) ** 2, dtype=dt, generator=g))
+          for L, B, dt in ((6, 64, torch.float64), (5, 5, torch.float32), (8, 33, torch.float64))]  # D > 16: separable
+    with torch.no_grad():
+        outs = [gaunt_product(a, b, route="grid") for a, b in xs]
+        for _ in range(2):  # later calls of other sizes must not write into earlier outputs
+            [gaunt_product(b, a, route="grid") for a, b in xs]
+        for (a, b), out in zip(xs, outs):
+            L = math.isqrt(a.shape[1]) - 1
+            p = F._sep_plan(L, L, 2 * L, "component", a.device, a.dtype)
+            assert torch.equal(out, F._sep_forward(a, b, p)[0])
+        if xs[0][0].dtype == torch.float64:
+            assert (outs[0] - reference(*xs[0], 12) * math.sqrt(4 * math.pi)).abs().max() < 1e-10
+        res, errs = {}, []
+
+        def work(i):
+            try:
+                a, b = xs[0][0] * (i + 1), xs[0][1]
+                res[i] = [gaunt_product(a, b, route="grid") for _ in range(20)][-1]
+            except Exception as e:  # pragma: no cover - reported below
+                errs.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert not errs
+        for i in range(3):
+            assert (res[i] - (i + 1) * outs[0]).abs().max() < 1e-11
+
+
 def test_backward_is_equivariant():
     irreps = o3.Irreps.spherical_harmonics(3)
     R = o3.rand_matrix(dtype=torch.float64)
