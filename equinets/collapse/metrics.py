@@ -37,10 +37,13 @@ from torch import Tensor
 from .._checks import check_choice, check_finite, check_int, check_labels
 
 __all__ = ["nc_metrics", "metrics_from_stats", "collapse_stats", "CollapseStats", "ncc_mismatch", "centred_means",
-           "GLOBAL_MEANS", "METRIC_KEYS", "WEIGHT_KEYS"]
+           "GLOBAL_MEANS", "METRIC_KEYS", "WEIGHT_KEYS", "NC1_RTOL", "accumulate_"]
 
 #: the two choices of the global mean
 GLOBAL_MEANS = ("class", "sample")
+#: relative cut-off of the singular values of the centred means in NC1's pseudo-inverse (beside the rank cap
+#: min(K - 1, d)): directions with s_j <= NC1_RTOL * s_1 are treated as null (s_j^2 <= 1e-16 s_1^2 of Sigma_B)
+NC1_RTOL = 1e-8
 #: the keys of :func:`nc_metrics` without a classifier
 METRIC_KEYS = ("nc1", "nc1_quotient", "cdnv", "equinorm_means", "equiangular_means", "max_angle_means",
                "etf_distance_means")
@@ -84,6 +87,8 @@ class CollapseStats:
         .. math::
             n = n_a + n_b,\quad \delta_k = \mu_{b,k} - \mu_{a,k},\quad \mu_k = \mu_{a,k} + \tfrac{n_b}{n}\delta_k,
             \quad S = S_a + S_b + \sum_k \tfrac{n_{a,k} n_{b,k}}{n_k} \delta_k \delta_k^\top .
+
+        The scatter is updated in place (``add_`` and one ``addmm_``): no ``d x d`` temporary.
         """
         n = self.counts + other.counts
         c = torch.where(n > 0, self.counts * other.counts / n.clamp_min(1), torch.zeros_like(n))
@@ -91,7 +96,7 @@ class CollapseStats:
         frac = torch.where(n > 0, other.counts / n.clamp_min(1), torch.zeros_like(n))
         self.means.add_(delta * frac[:, None])
         with _full_precision():
-            self.scatter.add_(other.scatter).add_((delta * c[:, None]).T @ delta)
+            self.scatter.add_(other.scatter).addmm_((delta * c[:, None]).T, delta)
         self.sq.add_(other.sq).add_(c * (delta * delta).sum(1))
         self.counts.copy_(n)
         return self
@@ -102,27 +107,42 @@ class CollapseStats:
 
 @contextlib.contextmanager
 def _full_precision():
-    """No TF32 in float32 matrix products on CUDA (near collapse TF32's 10-bit mantissa ruins the scatter)."""
+    """No TF32 in float32 matrix products on CUDA (near collapse TF32's 10-bit mantissa ruins the scatter).
+
+    PyTorch >= 2.9 has the ``fp32_precision`` API (``torch.backends.fp32_precision``,
+    ``torch.backends.cuda.matmul.fp32_precision``); once a program has used it, reading the legacy
+    ``allow_tf32`` flag raises. So the new attribute is used where it exists (saved, set to ``"ieee"``,
+    restored), the legacy flag only on older versions.
+    """
     if not torch.cuda.is_available():
         yield
         return
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    matmul = torch.backends.cuda.matmul
+    attr = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"
+    old = getattr(matmul, attr)
+    setattr(matmul, attr, "ieee" if attr == "fp32_precision" else False)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = old
+        setattr(matmul, attr, old)
 
 
-def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tensor | None = None,
+def accumulate_(stats: CollapseStats, features: Tensor, labels: Tensor, centre: Tensor | None = None,
                 workspace: Tensor | None = None) -> CollapseStats:
-    r"""The :class:`CollapseStats` of one batch (already validated), computed in the batch's precision.
+    r"""Add one batch (already validated) to ``stats`` in place, the products in the batch's precision.
 
     Rows are first centred on ``centre[y]`` (a rough per-class centre, e.g. the running means; default the
     batch's own class means computed in the input precision), so the product :math:`X_c^\top X_c` works on
-    small numbers: near collapse (means ~100, spread 1e-2) a float32 product stays accurate. The exact
-    batch means and the scatter about them follow from the centred sums :math:`s_k` without a second
-    pass: :math:`\mu_k = c_k + s_k/n_k`, :math:`S = X_c^\top X_c - \sum_k s_k s_k^\top / n_k`.
+    small numbers: near collapse (means ~100, spread 1e-2) a float32 product stays accurate. With the centred
+    class sums :math:`s_k` and counts :math:`n_{b,k}` of the batch, its class means are
+    :math:`\mu_{b,k} = c_k + m_k`, :math:`m_k = s_k / n_{b,k}`, and Chan's update (:meth:`CollapseStats.merge_`)
+    becomes, with :math:`\delta_k = \mu_{b,k} - \mu_{a,k}` and :math:`c_k = n_{a,k} n_{b,k} / n_k`,
+
+    .. math::
+        S \mathrel{+}= X_c^\top X_c - \textstyle\sum_k m_k s_k^\top + \sum_k c_k \delta_k \delta_k^\top ,
+
+    done as one ``add_`` of the GEMM (``addmm_`` straight into the float64 scatter for float64 input) and two
+    rank-``K`` ``addmm_``: the only ``d x d`` temporary is the float32 product of float32 input.
     float32 (and float64) inputs keep their dtype for the products; half types are upcast to float32.
     ``workspace``: an optional buffer of at least ``B * d`` elements of the batch's dtype for the centred rows
     (the tracker reuses one, so a pass allocates no batch-sized tensor per batch).
@@ -131,12 +151,11 @@ def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tens
     if X.dtype not in (torch.float32, torch.float64):
         X = X.float()
     y = labels.long()
-    K, d = num_classes, X.shape[1]
-    f64 = dict(dtype=torch.float64, device=X.device)
-    counts = torch.bincount(y, minlength=K).to(torch.float64)
+    K, d = stats.num_classes, X.shape[1]
+    nb = torch.bincount(y, minlength=K).to(torch.float64)
     if centre is None:
         sums = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, X)
-        centre = sums / counts.clamp_min(1).to(X.dtype)[:, None]
+        centre = sums / nb.clamp_min(1).to(X.dtype)[:, None]
     c = centre.to(X.dtype)
     if workspace is not None and workspace.dtype == X.dtype and workspace.numel() >= X.numel():
         Xc = workspace.reshape(-1)[:X.numel()].view(X.shape)
@@ -145,15 +164,38 @@ def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tens
         Xc = c[y]
     torch.sub(X, Xc, out=Xc)  # X - c[y], in place
     s = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, Xc).to(torch.float64)
-    with _full_precision():
-        S = (Xc.T @ Xc).to(torch.float64)
-    inv_n = torch.where(counts > 0, 1.0 / counts.clamp_min(1), torch.zeros_like(counts))
-    mean_off = s * inv_n[:, None]  # mu_k - c_k
-    S -= (s * inv_n[:, None]).T @ s
+    m = s * torch.where(nb > 0, 1.0 / nb.clamp_min(1), torch.zeros_like(nb))[:, None]  # mu_b - c
     rows = torch.linalg.vector_norm(Xc, dim=1).to(torch.float64).square()
-    sq = torch.zeros(K, **f64).index_add_(0, y, rows) - (s * mean_off).sum(1)
-    means = torch.where(counts[:, None] > 0, c.to(torch.float64) + mean_off, torch.zeros(K, d, **f64))
-    return CollapseStats(counts, means, S, sq)
+    sq_b = torch.zeros(K, dtype=torch.float64, device=X.device).index_add_(0, y, rows).sub_((s * m).sum(1))
+    n = stats.counts + nb
+    ck = torch.where(n > 0, stats.counts * nb / n.clamp_min(1), torch.zeros_like(n))
+    frac = torch.where(n > 0, nb / n.clamp_min(1), torch.zeros_like(n))
+    S = stats.scatter
+    with _full_precision():
+        if X.dtype == torch.float64:
+            S.addmm_(Xc.T, Xc)
+        else:
+            S.add_(Xc.T @ Xc)
+        S.addmm_(m.T, s, alpha=-1.0)  # - sum_k s_k s_k^T / n_bk: the batch's scatter about its own means
+        delta = m.add_(c.to(torch.float64)).sub_(stats.means)  # mu_b - mu_a, in m's storage
+        S.addmm_((delta * ck[:, None]).T, delta)
+    stats.sq.add_(sq_b).add_(ck * (delta * delta).sum(1))
+    stats.means.add_(delta * frac[:, None])
+    stats.counts.copy_(n)
+    return stats
+
+
+def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tensor | None = None,
+                workspace: Tensor | None = None) -> CollapseStats:
+    """The :class:`CollapseStats` of one batch (already validated): :func:`accumulate_` into zero statistics.
+
+    >>> s = batch_stats(torch.tensor([[0.0], [2.0], [5.0]], dtype=torch.float64), torch.tensor([0, 0, 1]), 2)
+    >>> s.means.tolist(), s.scatter.tolist()
+    ([[1.0], [5.0]], [[2.0]])
+    """
+    X = features
+    stats = CollapseStats.zeros(num_classes, X.shape[1], X.device)
+    return accumulate_(stats, X, labels, centre, workspace)
 
 
 def _as_2d_float(t, name: str) -> Tensor:
@@ -191,7 +233,11 @@ def check_features(features, labels, num_classes: int | None = None, *,
     if not bool(torch.isfinite(X.sum())):  # one reduction; the full scan only to name the first bad entry
         check_finite(X, name)
     if num_classes is None:
-        check_labels(labels, 2**62, "labels")
+        if labels.is_floating_point() or labels.is_complex():
+            raise TypeError(f"labels must be an integer tensor of class ids, got dtype {labels.dtype}")
+        lo = int(labels.min())
+        if lo < 0:
+            raise ValueError(f"labels must be non-negative class ids, got minimum {lo}")
         num_classes = int(labels.max()) + 1
         if num_classes < 2:
             raise ValueError("labels must hold at least 2 classes (neural collapse compares classes), got only "
@@ -233,7 +279,10 @@ def collapse_stats(features, labels, num_classes: int | None = None) -> Collapse
     >>> s.counts.tolist(), s.means.tolist(), s.scatter.tolist(), s.sq.tolist()
     ([2.0, 1.0], [[1.0], [5.0]], [[2.0]], [2.0, 0.0])
     """
+    inferred = num_classes is None
     X, y, K = check_features(features, labels, num_classes)
+    if inferred:  # K = the largest label + 1: a gap is refused before the K x d allocation
+        _present_labels(y, K, "error")
     return batch_stats(X.to(torch.float64), y, K)
 
 
@@ -305,23 +354,33 @@ def _frame_geometry(rows: Tensor, suffix: str) -> dict[str, float]:
     return out
 
 
-def _present(stats: CollapseStats, absent: str) -> Tensor | None:
-    """Indices of the classes with samples, or None when all are present; raises for ``absent='error'``."""
-    missing = (stats.counts == 0).nonzero().reshape(-1)
-    if missing.numel() == 0:
+def _select_present(present: Tensor, K: int, absent: str) -> Tensor | None:
+    """``present`` (sorted ids of the classes with samples), or None when all K are; raises for ``absent='error'``."""
+    if present.numel() == K:
         return None
-    K = stats.num_classes
-    names = missing.tolist()
-    shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
     if absent == "error":
-        plural = "es" if len(names) > 1 else ""
-        raise ValueError(f"labels: {len(names)} of the K = {K} classes have no sample (class{plural} {shown}); "
+        mask = torch.ones(K, dtype=torch.bool, device=present.device)
+        mask[present] = False
+        missing = mask.nonzero().reshape(-1)
+        shown = ", ".join(map(str, missing[:10].tolist())) + (", ..." if missing.numel() > 10 else "")
+        plural = "es" if missing.numel() > 1 else ""
+        raise ValueError(f"labels: {missing.numel()} of the K = {K} classes have no sample (class{plural} {shown}); "
                          f"neural-collapse metrics need every class: pass absent='drop' to measure the "
                          f"classes present only, or num_classes = the number of classes in the data")
-    present = (stats.counts > 0).nonzero().reshape(-1)
     if present.numel() < 2:
         raise ValueError(f"labels: only {present.numel()} class has samples; neural-collapse metrics need >= 2")
     return present
+
+
+def _present(stats: CollapseStats, absent: str) -> Tensor | None:
+    """Indices of the classes with samples, or None when all are present; raises for ``absent='error'``."""
+    return _select_present((stats.counts > 0).nonzero().reshape(-1), stats.num_classes, absent)
+
+
+def _present_labels(labels: Tensor, K: int, absent: str) -> Tensor | None:
+    """:func:`_present` from the labels themselves (``torch.unique``): before any ``K x d`` allocation, so a stray
+    huge label with ``num_classes=None`` fails at once instead of allocating ``K x d`` float64."""
+    return _select_present(torch.unique(labels), K, absent)
 
 
 def metrics_from_stats(stats: CollapseStats, weight=None, bias=None, *, global_mean: str = "class",
@@ -354,14 +413,15 @@ def metrics_from_stats(stats: CollapseStats, weight=None, bias=None, *, global_m
         K = present.numel()
     N = float(counts.sum())
     Mc = centred_means(counts, means, global_mean)
-    Sw = stats.scatter / N
-    # NC1 = Tr(Sw Sb^+)/K = sum_j v_j^T Sw v_j / s_j^2 over the thin SVD Mc = U S V^T (rank by relative cut-off)
+    S = stats.scatter  # N Sigma_W; no d x d temporary below
+    # NC1 = Tr(Sw Sb^+)/K = sum_{j<=r} v_j^T S v_j / (N s_j^2) over the thin SVD Mc = U S V^T; the rank r is capped at
+    # min(K - 1, d) (the centred means sum to 0 with weights 1 or n_k) and cut off relatively (NC1_RTOL)
     _, s, Vh = torch.linalg.svd(Mc, full_matrices=False)
-    keep = s > s[0] * max(K, d) * torch.finfo(torch.float64).eps  # s[0] = 0: nothing kept
+    keep = (torch.arange(s.numel(), device=s.device) < min(K - 1, d)) & (s > NC1_RTOL * s[0])  # s[0] = 0: none
     V = Vh[keep].T  # (d, r)
-    trW = float(torch.diagonal(Sw).sum())
+    trW = float(torch.diagonal(S).sum()) / N
     if bool(keep.any()):
-        nc1 = float(((V * (Sw @ V)).sum(0) / s[keep] ** 2).sum())
+        nc1 = float(((V * (S @ V)).sum(0) / s[keep] ** 2).sum()) / N
     else:
         nc1 = _ratio(trW, 0.0)
     trB = float((Mc * Mc).sum()) / K
@@ -397,8 +457,10 @@ def nc_metrics(features, labels, weight=None, bias=None, *, global_mean: str = "
 
     * ``nc1`` (Papyan et al. 2020, Fig. 6): :math:`\mathrm{Tr}(\Sigma_W \Sigma_B^\dagger)/K`, computed
       through the thin SVD :math:`M_c = U S V^\top` as :math:`\sum_{j \le r} v_j^\top \Sigma_W v_j / s_j^2`
-      (no :math:`d \times d` pseudo-inverse; rank :math:`r` = singular values above
-      :math:`\max(K, d)\,\epsilon\, s_1`, so :math:`r \le \min(K-1, d)`, and :math:`d < K-1` works).
+      (no :math:`d \times d` pseudo-inverse). The rank is capped, :math:`r \le \min(K-1, d)` (the centred
+      means sum to zero, so the :math:`K`-th singular value is round-off: with a common offset of 100 it
+      would be ~1e-14 and its inverse square would swamp NC1), and directions with
+      :math:`s_j \le 10^{-8} s_1` (:data:`NC1_RTOL`) count as null; :math:`d < K-1` works.
     * ``nc1_quotient`` (Tirer, Huang & Niles-Weed, ICML 2023, Eq. 3): :math:`\mathrm{Tr}\Sigma_W/\mathrm{Tr}\Sigma_B`.
     * ``cdnv`` (Galanti, György & Hutter, ICLR 2022): mean over pairs :math:`i<j` of
       :math:`(V_i + V_j) / (2\|\mu_i - \mu_j\|^2)`, :math:`V_k = \frac{1}{n_k}\sum_{y_i=k}\|h_i-\mu_k\|^2`.
@@ -443,10 +505,15 @@ def nc_metrics(features, labels, weight=None, bias=None, *, global_mean: str = "
     """
     X, y, K = check_features(features, labels, num_classes)
     d = X.shape[1]
+    check_choice(global_mean, "global_mean", GLOBAL_MEANS)
+    check_choice(absent, "absent", ("error", "drop"))
     W, b = _check_classifier(weight, bias, K, d)  # before any work
+    present = _present_labels(y, K, absent)  # before any K x d allocation
+    if present is not None:  # absent="drop": relabel to the present classes (and their rows of W, b)
+        y, K = torch.searchsorted(present, y), present.numel()
+        if W is not None:
+            W = W[present.to(W.device)]
+            b = None if b is None else b[present.to(b.device)]
     stats = batch_stats(X.to(torch.float64), y, K)
-    mismatch = None
-    if W is not None:
-        present = _present(stats, check_choice(absent, "absent", ("error", "drop")))
-        mismatch = (ncc_mismatch(X, stats.means, W, b, present), X.shape[0])
-    return metrics_from_stats(stats, W, b, global_mean=global_mean, mismatch=mismatch, absent=absent)
+    mismatch = None if W is None else (ncc_mismatch(X, stats.means, W, b), X.shape[0])
+    return metrics_from_stats(stats, W, b, global_mean=global_mean, mismatch=mismatch)

@@ -34,7 +34,7 @@ NC_CASES = [
     ("labels length", dict(features=H, labels=Y[:-1]), ValueError, r"labels must have shape \(N,\) = \(12,\)"),
     ("float labels", dict(features=H, labels=Y.double()), TypeError, "labels must be an integer"),
     ("labels beyond num_classes", dict(features=H, labels=Y, num_classes=2), ValueError, r"labels must hold .*\[0, 2\)"),
-    ("negative label", dict(features=H, labels=Y - 1), ValueError, "labels must hold class ids"),
+    ("negative label", dict(features=H, labels=Y - 1), ValueError, "labels must be non-negative class ids, got minimum -1$"),
     ("one class", dict(features=H, labels=Y * 0), ValueError, "labels must hold at least 2 classes"),
     ("num_classes 1", dict(features=H, labels=Y * 0, num_classes=1), ValueError, "num_classes must be an integer >= 2"),
     ("num_classes float", dict(features=H, labels=Y, num_classes=3.0), TypeError, "num_classes must be an integer"),
@@ -173,3 +173,22 @@ def test_config_keys_refused(override, match, no_dataset):
 def test_collapse_keys_need_classification(key, no_dataset):
     with pytest.raises(ConfigError, match=f"config key '{key.split('=')[0]}' .* needs a classification task"):
         resolve_config("shapes-extent-reg", [key])
+
+
+@pytest.mark.parametrize("fn", ["nc_metrics", "collapse_stats"])
+def test_stray_huge_label_refused_before_any_k_by_d_allocation(fn, monkeypatch):
+    """num_classes=None and one label 5,000,000 (d = 64): K x d float64 would be 2.5 GB. The absent-class error
+    must come from the labels, before batch_stats allocates anything of size K x d."""
+    import equinets.collapse.metrics as metrics
+
+    def no_stats(*args, **kwargs):
+        raise AssertionError("batch_stats reached: K x d allocated before the absent-class check")
+
+    monkeypatch.setattr(metrics, "batch_stats", no_stats)
+    h = torch.randn(40, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(40) % 3
+    y[7] = 5_000_000
+    with pytest.raises(ValueError, match=r"labels: 4999997 of the K = 5000001 classes have no sample \(classes 3, 4,"):
+        getattr(metrics, fn)(h, y)
+    with pytest.raises(ValueError, match="labels: 2 of the K = 5 classes"):  # an explicit num_classes likewise
+        metrics.nc_metrics(h, y % 3, num_classes=5)

@@ -178,3 +178,61 @@ def test_rank_deficient_d_smaller_than_k_minus_1():
     h, y, W, b = _data(5, 2)
     ref = reference_metrics(h.numpy(), y.numpy())
     assert nc_metrics(h, y)["nc1"] == pytest.approx(ref["nc1"], rel=1e-10)
+
+
+def _pinv_nc1(H, y, K):
+    """NC1 with an explicit d x d pinv of Sigma_B in numpy (rcond 1e-10 on the eigenvalues), per-class loops."""
+    H = np.asarray(H, dtype=np.float64)
+    mus = np.stack([H[y == k].mean(axis=0) for k in range(K)])
+    Mc = mus - mus.mean(axis=0)
+    D = H - mus[y]
+    Sw, Sb = D.T @ D / len(H), Mc.T @ Mc / K
+    return float(np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True))) / K
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0, 1e6])
+def test_nc1_with_d_at_least_k_and_a_large_offset(offset):
+    """d = 64 >= K = 10, unit ETF means, noise 0.1, a common offset per coordinate: the K-th singular value of the
+    centred means is round-off (~1e-14 at offset 100) and must not be inverted (it gave NC1 = 1e25); the rank cap
+    min(K-1, d) keeps NC1 at the explicit-pinv answer, for nc_metrics and for the streaming tracker."""
+    from equinets.collapse import CollapseTracker
+
+    g = torch.Generator().manual_seed(7)
+    K, d, n = 10, 64, 50
+    y = torch.arange(K).repeat_interleave(n)
+    h = unit_etf(K, d, g)[y] + 0.1 * torch.randn(K * n, d, dtype=torch.float64, generator=g) + offset
+    ref = _pinv_nc1(h.numpy(), y.numpy(), K)
+    assert 0.05 < ref < 0.1
+    assert nc_metrics(h, y)["nc1"] == pytest.approx(ref, rel=1e-8)
+    tr = CollapseTracker(K, d)
+    perm = torch.randperm(K * n, generator=g)
+    for i in range(0, K * n, 128):
+        tr.update(h[perm[i:i + 128]], y[perm[i:i + 128]])
+    assert tr.compute()["nc1"] == pytest.approx(ref, rel=1e-8)
+
+
+def test_invariance_with_d_larger_than_k():
+    """7 Q h + t with t = 50 per coordinate at d = 64 > K = 10 (the K-th singular value of the centred means is
+    round-off there): every metric unchanged, NC1 equal to the explicit pinv before and after."""
+    g = torch.Generator().manual_seed(8)
+    K, d, n = 10, 64, 30
+    y = torch.arange(K).repeat_interleave(n)
+    M = unit_etf(K, d, g)
+    h = M[y] + 0.1 * torch.randn(K * n, d, dtype=torch.float64, generator=g)
+    W, b = M + 0.05 * torch.randn(K, d, dtype=torch.float64, generator=g), torch.randn(K, dtype=torch.float64, generator=g)
+    Q, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64, generator=g))
+    t = torch.full((d,), 50.0, dtype=torch.float64)
+    h2, W2 = 7.0 * h @ Q.T + t, 0.3 * W @ Q.T
+    b2 = 2.1 * b - W2 @ t
+    m1, m2 = nc_metrics(h, y, W, b), nc_metrics(h2, y, W2, b2)
+    assert m1["nc1"] == pytest.approx(_pinv_nc1(h.numpy(), y.numpy(), K), rel=1e-8)
+    assert m2["nc1"] == pytest.approx(_pinv_nc1(h2.numpy(), y.numpy(), K), rel=1e-8)
+    for k in m1:
+        assert m2[k] == pytest.approx(m1[k], rel=1e-9, abs=1e-12), k
+
+
+def test_drop_of_a_stray_huge_label_needs_no_k_by_d_state():
+    """absent='drop' relabels to the present classes: a label 5,000,000 is one more class, not 5M rows of means."""
+    h, y, W, b = _data(4, 3)
+    y2 = torch.where(y == 3, torch.tensor(5_000_000), y)
+    assert nc_metrics(h, y2, absent="drop") == nc_metrics(h, y)

@@ -124,3 +124,59 @@ def test_cuda_tracker_equals_cpu_with_tf32_allowed_elsewhere():
     ref = nc_metrics(h.double(), y)
     assert gpu.compute()["nc1"] == pytest.approx(ref["nc1"], rel=1e-4)
     assert gpu.compute()["nc1"] == pytest.approx(cpu.compute()["nc1"], rel=1e-4)
+
+
+def test_new_fp32_precision_api_does_not_break_updates(monkeypatch):
+    """torch >= 2.9: after torch.backends.fp32_precision = 'tf32' (the new API), reading the legacy
+    torch.backends.cuda.matmul.allow_tf32 raises; the TF32 guard must use the new attribute and restore it.
+    CUDA availability is faked so the guard runs on CPU (the flags exist on CPU builds)."""
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("torch without the fp32_precision API")
+    old_global, old_matmul = torch.backends.fp32_precision, matmul.fp32_precision
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    h, y, W, b = _data(seed=8)
+    try:
+        torch.backends.fp32_precision = "tf32"
+        tr = CollapseTracker(7, 12)
+        _stream(tr, h, y, [400, 500])
+        tr.update_nc4(h, y, W, b)
+        assert tr.compute(W, b)["nc1"] == pytest.approx(nc_metrics(h, y)["nc1"], rel=1e-10)
+        assert matmul.fp32_precision == "tf32" and torch.backends.fp32_precision == "tf32"  # restored
+    finally:
+        torch.backends.fp32_precision = old_global
+        matmul.fp32_precision = old_matmul
+
+
+def _large_outputs(fn, min_numel):
+    """The new (non-view, non-in-place) tensors of at least ``min_numel`` elements that ``fn`` creates."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            inputs = {a.untyped_storage().data_ptr() for a in torch.utils._pytree.tree_leaves((args, kwargs))
+                      if isinstance(a, torch.Tensor)}
+            for o in torch.utils._pytree.tree_leaves(out):
+                if isinstance(o, torch.Tensor) and o.numel() >= min_numel and o.untyped_storage().data_ptr() not in inputs:
+                    seen.append((str(func), o.dtype, tuple(o.shape)))
+            return out
+
+    with Record():
+        fn()
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_update_allocates_at_most_one_d_by_d_temporary(dtype):
+    """Memory bound K d + d^2 plus a batch: a warm update creates no float64 d x d temporary (in-place addmm_ into
+    the scatter); float32 input makes exactly one float32 d x d (the GEMM), float64 input none; compute() none."""
+    K, d = 4, 48
+    h, y, _, _ = _data(K=K, d=d, n=400, seed=9, dtype=dtype)
+    tr = CollapseTracker(K, d)
+    tr.update(h[:200], y[:200])  # warm: workspace allocated, every class seen
+    big = _large_outputs(lambda: tr.update(h[200:], y[200:]), d * d)
+    assert [(t, s) for _, t, s in big] == ([(torch.float32, (d, d))] if dtype == torch.float32 else [])
+    assert _large_outputs(tr.compute, d * d) == []
