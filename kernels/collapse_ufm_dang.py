@@ -6,6 +6,8 @@ n_K = 1..40 samples, lambda_W = lambda_H = 5e-3, d = 5. For every n_K the script
 classifier energy (P P^T)_KK = s_K^{2M} of the global minimiser (:func:`~equinets.collapse.ufm.dang_closed_form`),
 with the minority-collapse threshold n* (:func:`~equinets.collapse.ufm.minority_collapse_threshold`): for M = 1
 the energy goes to 0 continuously at n* = N^2 lambda_W lambda_H, for M >= 2 it jumps from x = (M-1)^(1/M) to 0.
+The curves are the closed form on a fine real-valued grid of n_K (step 0.05; rows ``closed_form_fine``), broken
+at the jump so the M >= 2 discontinuity shows as one.
 Solver points (L-BFGS, float64) overlay it: M = 1 from random starts, M = 2 from starts near the prediction (both
 match), and M = 2 from small random starts, which fall into the zero local minimum near the threshold (the research
 note's warning: compare the objectives, which the CSV records).
@@ -25,6 +27,7 @@ import torch
 
 from equinets._atomic import atomic_open, write_csv
 from equinets.collapse.ufm import (
+    _psi_argmin,
     dang_closed_form,
     dang_point,
     labels_from_sizes,
@@ -35,6 +38,14 @@ from equinets.collapse.ufm import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAJORITY = [200, 100, 50]
+
+
+def minority_energy(n_K: float, lam: float, M: int) -> float:
+    """(P P^T)_KK of the closed form at a real-valued minority size n_K (the formulas of
+    :func:`~equinets.collapse.ufm.dang_closed_form` with N = sum(MAJORITY) + n_K; a weighted UFM between integers)."""
+    N = sum(MAJORITY) + n_K
+    b = M * N * lam * (N * lam) ** (1.0 / M)
+    return N * lam * _psi_argmin(n_K, b, M) ** M
 
 
 def main(argv=None) -> list[dict]:
@@ -75,6 +86,10 @@ def main(argv=None) -> list[dict]:
                          "max_abs_err_pp": float((torch.diag(P @ P.T) - s.pp_diag).abs().max()),
                          "objective": r.objective, "closed_form_objective": exact, "grad_norm": r.grad_norm})
             print(rows[-1], flush=True)
+    fine = torch.linspace(1.0, 40.0, 781, dtype=torch.float64).tolist()  # step 0.05: the jump is visible
+    for M in (1, 2, 3):
+        for nK in fine:
+            rows.append({"kind": "closed_form_fine", "M": M, "n_K": round(nK, 4), "pp_KK": minority_energy(nK, lam, M)})
     write_csv(rows, out / "collapse_ufm_dang.csv")
 
     import matplotlib
@@ -85,9 +100,19 @@ def main(argv=None) -> list[dict]:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     colors = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
     for M in (1, 2, 3):
-        cf = [r for r in rows if r["kind"] == "closed_form" and r["M"] == M]
-        ax.plot([r["n_K"] for r in cf], [r["pp_KK"] for r in cf], "-", color=colors[M], label=f"closed form, M={M}")
-        thr = cf[0]["threshold"]
+        cf = [r for r in rows if r["kind"] == "closed_form_fine" and r["M"] == M]
+        xs, ys = [cf[0]["n_K"]], [cf[0]["pp_KK"]]
+        for a, c in zip(cf, cf[1:]):  # break the line at a jump (M >= 2): a discontinuity, not a steep segment
+            if M > 1 and (a["pp_KK"] == 0.0) != (c["pp_KK"] == 0.0):
+                xs.append(float("nan"))
+                ys.append(float("nan"))
+                ax.plot([c["n_K"]], [c["pp_KK"]], "o", color=colors[M], ms=4)  # the value right of the jump
+                ax.plot([a["n_K"]], [a["pp_KK"]], "o", color=colors[M], ms=4, mfc="white")
+            xs.append(c["n_K"])
+            ys.append(c["pp_KK"])
+        ax.plot(xs, ys, "-", color=colors[M], label=f"closed form, M={M} (real n_K, step 0.05)")
+        # n* depends on N = 350 + n_K: the self-consistent threshold is where the fine closed form leaves 0
+        thr = next(c["n_K"] for a, c in zip(cf, cf[1:]) if a["pp_KK"] == 0.0 < c["pp_KK"])
         ax.axvline(thr, color=colors[M], ls=":", lw=1)
     marks = {("solver_random", 1): ("o", "solver M=1, random start"),
              ("solver_near_prediction", 2): ("s", "solver M=2, start near prediction"),
@@ -98,7 +123,8 @@ def main(argv=None) -> list[dict]:
                 label=label)
     ax.set_xlabel("minority class size n_K (others 200, 100, 50)")
     ax.set_ylabel("(P P^T)_KK of the minority class")
-    ax.set_title(f"Dang et al.: minority collapse (lambda_W = lambda_H = {lam:g}); dotted: thresholds n*", fontsize=9)
+    ax.set_title(f"Dang et al.: minority collapse (lambda_W = lambda_H = {lam:g}); dotted: thresholds n*\n"
+                 "M >= 2: a jump (filled: right limit, open: 0 just below n*)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_open(out / "collapse_ufm_dang.png", "wb") as f:

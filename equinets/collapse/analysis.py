@@ -78,6 +78,19 @@ def measure_collapse(model: nn.Module, batches: Iterable, num_classes: int, *, f
     Returns:
         ``(metrics, tracker)``: the dict of :func:`~equinets.collapse.nc_metrics` with the classifier's
         ``weight`` and ``bias`` (``nc4`` included), and the tracker (its statistics feed the plots).
+
+    Example:
+        >>> from torch_geometric.data import Batch, Data
+        >>> from equinets.collapse import capture_features, nc_metrics
+        >>> from equinets.nn import PointNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = PointNet(0, 3, hidden_channels=(8,), emb_dims=16, head_channels=(8,))
+        >>> clouds = [Data(pos=torch.randn(10, 3), y=torch.tensor([k % 3])) for k in range(12)]
+        >>> loader = [Batch.from_data_list(clouds[:5]), Batch.from_data_list(clouds[5:])]
+        >>> m, tracker = measure_collapse(net, loader, 3)
+        >>> h, y, _ = capture_features(net, loader)  # the concatenated features: the same NC1
+        >>> tracker.num_samples, abs(m["nc1"] - nc_metrics(h, y)["nc1"]) <= 1e-6 * m["nc1"]  # float32 features
+        (12, True)
     """
     num_classes = check_int(num_classes, "num_classes", 2)
     check_choice(global_mean, "global_mean", GLOBAL_MEANS)
@@ -108,7 +121,10 @@ def measure_collapse(model: nn.Module, batches: Iterable, num_classes: int, *, f
                 tracker.update(h, y)
                 if cache is not None:
                     size += h.numel() * h.element_size()
-                    cache = cache + [(h.cpu(), y.cpu())] if size <= cache_bytes else None
+                    if size <= cache_bytes:
+                        cache.append((h.cpu(), y.cpu()))
+                    else:
+                        cache = None  # over the budget: the NC4 pass runs the model again
             if tracker.num_samples == 0:
                 raise ValueError("batches: no sample to measure (empty data)")
             tracker.all_reduce()

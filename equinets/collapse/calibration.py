@@ -124,6 +124,16 @@ def reliability_diagram(probs, labels, path: str | Path, *, num_bins: int = 15, 
     per-bin gap) and the confidence histogram; write it to ``path`` (PNG or PDF) atomically.
 
     Returns the :class:`CalibrationBins` drawn; the title shows the ECE.
+
+    Example:
+        >>> import tempfile
+        >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     bins = reliability_diagram(p, torch.tensor([0, 1, 1]), Path(tmp) / "rel.png", num_bins=2)
+        ...     (Path(tmp) / "rel.png").stat().st_size > 0
+        True
+        >>> bins.count.tolist(), round(bins.ece, 6)
+        ([0.0, 3.0], 0.066667)
     """
     bins = calibration_bins(probs, labels, num_bins=num_bins, from_logits=from_logits)
     path = Path(path)

@@ -263,6 +263,16 @@ def capture_features(model: nn.Module, batches: Iterable, *, forward: Callable |
     Returns:
         ``features`` ``(n, d)``, ``labels`` ``(n,)`` long, ``logits`` ``(n, K)``, all on the CPU; the model's
         training mode is restored afterwards.
+
+    Example:
+        >>> from torch_geometric.data import Batch, Data
+        >>> from equinets.nn import PointNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = PointNet(0, 3, hidden_channels=(8,), emb_dims=16, head_channels=(8,))
+        >>> clouds = [Data(pos=torch.randn(10, 3), y=torch.tensor([k % 3])) for k in range(6)]
+        >>> h, y, logits = capture_features(net, [Batch.from_data_list(clouds[:4]), Batch.from_data_list(clouds[4:])])
+        >>> tuple(h.shape), y.tolist(), tuple(logits.shape), net.training
+        ((6, 8), [0, 1, 2, 0, 1, 2], (6, 3), True)
     """
     forward = forward or default_forward
     was_training = model.training

@@ -295,6 +295,13 @@ def ncc_mismatch(features: Tensor, means: Tensor, weight: Tensor, bias: Tensor |
     in float64 (distances as :math:`\|\tilde\mu_k\|^2 - 2 (h - \mu_c)^\top \tilde\mu_k` around the centroid
     :math:`\mu_c` of the means, to avoid cancellation). ``classes`` restricts both to a subset of classes
     (the present ones). Ties go to the lowest class id on both sides.
+
+    >>> h = torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.9, 0.0]])
+    >>> mu = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+    >>> ncc_mismatch(h, mu, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))  # row 2: nearest mean 1, classifier 1
+    0
+    >>> ncc_mismatch(h, mu, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0.0, -1.0]))  # bias moves row 2
+    1
     """
     X = features.to(torch.float64)
     mu, W = means.to(X.device, torch.float64), weight.to(X.device, torch.float64)
@@ -385,7 +392,17 @@ def _present_labels(labels: Tensor, K: int, absent: str) -> Tensor | None:
 
 def metrics_from_stats(stats: CollapseStats, weight=None, bias=None, *, global_mean: str = "class",
                        mismatch: tuple[int, int] | None = None, absent: str = "error") -> dict[str, float]:
-    """The metrics of :func:`nc_metrics` from sufficient statistics (the one implementation of the formulas).
+    r"""The metrics of :func:`nc_metrics` from sufficient statistics (the one implementation of the formulas).
+
+    With :math:`N = \sum_k n_k`, :math:`\Sigma_W = S/N` (``stats.scatter`` :math:`= S`), the centred means
+    :math:`M_c = U\,\mathrm{diag}(s)\,V^\top` (thin SVD) and :math:`\Sigma_B = M_c^\top M_c/K`:
+
+    .. math::
+        \mathrm{NC1} = \frac1K \mathrm{Tr}(\Sigma_W \Sigma_B^\dagger)
+        = \sum_{j \le r} \frac{v_j^\top S\, v_j}{N s_j^2}, \qquad
+        r = \#\{j \le \min(K-1, d) : s_j > 10^{-8} s_1\},
+
+    the CDNV variances :math:`V_k =` ``sq[k]`` :math:`/ n_k`; the other keys as in :func:`nc_metrics`.
 
     Args:
         stats: :class:`CollapseStats` (of :func:`collapse_stats` or a :class:`CollapseTracker`).
@@ -393,6 +410,13 @@ def metrics_from_stats(stats: CollapseStats, weight=None, bias=None, *, global_m
         global_mean: ``"class"`` or ``"sample"``.
         mismatch: ``(mismatched, seen)`` of :func:`ncc_mismatch` over the data: gives ``nc4`` (with ``weight``).
         absent: ``"error"`` (default) or ``"drop"``: what to do with classes that have no sample.
+
+    Example:
+        >>> h = torch.tensor([[0.0, 0.0], [0.0, 2.0], [4.0, 0.0], [4.0, 2.0], [0.0, 5.0]], dtype=torch.float64)
+        >>> y = torch.tensor([0, 0, 1, 1, 2])
+        >>> m = metrics_from_stats(collapse_stats(h, y))  # = nc_metrics(h, y)
+        >>> round(m["nc1"], 6) == round(nc_metrics(h, y)["nc1"], 6), m["nc1_quotient"]  # (4/5) / (64/9)
+        (True, 0.1125)
     """
     check_choice(global_mean, "global_mean", GLOBAL_MEANS)
     check_choice(absent, "absent", ("error", "drop"))

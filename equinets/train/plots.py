@@ -78,7 +78,11 @@ _NC_PANELS = (
 
 def plot_collapse(metrics_csv: str | Path, out_png: str | Path) -> Path | None:
     """Plot the training loop's neural-collapse columns (``train_nc1`` ...) of ``metrics_csv`` against epochs
-    (log scale, one panel per NC1-NC4) into ``out_png``; ``None`` when the file has no collapse column yet."""
+    (one panel per NC1-NC4) into ``out_png``; ``None`` when the file has no collapse column yet.
+
+    NC1-NC3 use a log axis (values <= 0, e.g. an exact 0, are left out of those curves); NC4, a mismatch
+    fraction in [0, 1] that is exactly 0 once the classifier agrees with the nearest class mean, uses a linear
+    axis from 0 so its zeros are drawn."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -95,10 +99,14 @@ def plot_collapse(metrics_csv: str | Path, out_png: str | Path) -> Path | None:
             col = f"train_{key}"
             if col in have[0]:
                 vals = [_value(r[col]) for r in have]
-                if any(v > 0 for v in vals):
+                if key == "nc4" or any(v > 0 for v in vals):
                     ax.plot(epochs, vals, marker="o", ms=3, label=label)
         if ax.lines:
-            ax.set_yscale("log")
+            if series[0][0] == "nc4":  # a fraction that reaches 0: linear, from 0
+                finite = [float(v) for ln in ax.lines for v in ln.get_ydata() if v == v]
+                ax.set_ylim(0.0, 1.1 * max([1e-3, *finite]))
+            else:
+                ax.set_yscale("log")
             ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")

@@ -182,3 +182,23 @@ def test_config_heads_train_and_are_captured(tmp_path, head):
     if head != "ebv":  # EBV logits are cosines over a temperature; the others are linear in the features
         b = layer.bias if layer.bias is not None else 0.0
         assert torch.allclose(cap.features @ layer.weight.T + b, out, atol=1e-5)
+
+
+def test_plot_collapse_draws_nc4_zeros_on_a_linear_axis(tmp_path, monkeypatch):
+    """NC4 reaches exactly 0: on a log axis those points vanish; the NC4 panel is linear and keeps every epoch."""
+    import matplotlib.pyplot as plt
+
+    from equinets.train.plots import plot_collapse
+
+    path = tmp_path / "metrics.csv"
+    nc4 = [0.2, 0.05, 0.0, 0.0]
+    lines = ["epoch,train_nc1,train_nc3,train_nc4"] + [f"{e},{1.0 / (e + 1)},{0.5 / (e + 1)},{v}" for e, v in enumerate(nc4)]
+    path.write_text("\n".join(lines) + "\n")
+    figs = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figs.append(fig))
+    assert plot_collapse(path, tmp_path / "c.png").stat().st_size > 0
+    axes = figs[0].axes
+    nc4_ax = next(a for a in axes if a.get_title().startswith("NC4"))
+    assert nc4_ax.get_yscale() == "linear" and nc4_ax.get_ylim()[0] == 0.0
+    assert list(nc4_ax.lines[0].get_ydata()) == nc4
+    assert next(a for a in axes if a.get_title().startswith("NC1")).get_yscale() == "log"

@@ -180,3 +180,16 @@ def test_update_allocates_at_most_one_d_by_d_temporary(dtype):
     big = _large_outputs(lambda: tr.update(h[200:], y[200:]), d * d)
     assert [(t, s) for _, t, s in big] == ([(torch.float32, (d, d))] if dtype == torch.float32 else [])
     assert _large_outputs(tr.compute, d * d) == []
+
+
+@pytest.mark.parametrize("case", [(7, 12, 900, 1.0, 1.0), (10, 64, 5000, 1.0, 0.1), (10, 32, 6000, 100.0, 1e-2)])
+def test_float32_batches_agree_to_float32_round_off(case):
+    """The module docstring's figure: float32 batches (float32 centred products) against nc_metrics of the same
+    numbers in float64 differ by at most ~1.1e-7 relative (measured over 6 seeds; here seed 5, the worst)."""
+    K, d, n, scale, spread = case
+    h, y, _, _ = _data(K=K, d=d, n=n, seed=5, scale=scale, spread=spread, dtype=torch.float32)
+    tr = CollapseTracker(K, d)
+    _stream(tr, h, y, [n // 3, n - 2 * (n // 3), n // 3])
+    ref, got = nc_metrics(h.double(), y), tr.compute()
+    for k in ("nc1", "nc1_quotient", "cdnv"):
+        assert got[k] == pytest.approx(ref[k], rel=2e-7), k

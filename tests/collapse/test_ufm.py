@@ -137,7 +137,7 @@ def test_solver_mse_with_bias_balanced_gives_simplex_etf_means():
 def test_mixup_ufm_logit_gap_tends_to_log_odds(d):
     K = 10
     W = simplex_etf(K, d)
-    lams = torch.tensor([0.55, 0.7, 0.8, 0.9], dtype=F64)
+    lams = torch.tensor([0.55, 0.7, 0.9, 0.96], dtype=F64)  # the documented range: lambda <= 0.965 at lambda_H = 1e-4
     pairs = torch.tensor([[2, 7]] * 4)
     h = mixup_ufm_features(W, pairs, lams, lambda_H=1e-4)
     z = h @ W.T
@@ -152,8 +152,22 @@ def test_mixup_ufm_logit_gap_tends_to_log_odds(d):
     Y[:, 2], Y[:, 7] = lams, 1 - lams
     assert ((torch.softmax(z, 1) - Y) @ W + 1e-4 * h).abs().max() < 1e-10
     # stronger feature decay moves the posterior away from lambda (0.911 vs 0.9 at lambda_H = 1e-2)
-    z2 = mixup_ufm_features(W, pairs[-1:], lams[-1:], lambda_H=1e-2) @ W.T
+    z2 = mixup_ufm_features(W, pairs[2:3], lams[2:3], lambda_H=1e-2) @ W.T
     assert float(torch.sigmoid(z2[0, 2] - z2[0, 7])) == pytest.approx(0.911, abs=2e-3)
+
+
+def test_mixup_ufm_logit_gap_error_grows_beyond_the_documented_range():
+    """The docstring's figures at K = 10, d = 9, lambda_H = 1e-4: the gap error passes 1e-2 between lambda = 0.965 and
+    0.97 and grows monotonically (0.027 at 0.99, 0.044 at 0.995); symmetric under lambda -> 1 - lambda."""
+    W = simplex_etf(10, 9)
+    lams = torch.tensor([0.9, 0.965, 0.97, 0.99, 0.995, 0.01], dtype=F64)
+    h = mixup_ufm_features(W, torch.tensor([[0, 1]] * 6), lams, lambda_H=1e-4)
+    z = h @ W.T
+    err = (z[:, 0] - z[:, 1] - torch.log(lams / (1 - lams))).abs()
+    assert bool((err[1:5] > err[:4]).all())
+    assert err[1] < 1e-2 < err[2]
+    assert float(err[3]) == pytest.approx(0.0271, abs=5e-4) and float(err[4]) == pytest.approx(0.0443, abs=5e-4)
+    assert float(err[5]) == pytest.approx(float(err[3]), rel=1e-6)  # lambda = 0.01 mirrors 0.99
 
 
 def test_mixup_ufm_same_class_features_align_with_w_c_for_every_lambda():
