@@ -11,8 +11,9 @@ in chunks, class means of norm ~100, unit spread), streamed in batches of ``B`` 
 Both run interleaved over the repeats after a warm-up, at each thread count in turn (default 1 and 2),
 with pinned threads; rows give min/median/max seconds per full pass and the speed ratio ``xtx / tracker``
 (the bar: >= 0.5). The tracker's peak memory beyond the data is measured by sampling the process RSS
-every 2 ms during one extra pass (glibc's default allocator, after one untimed ``xtx`` pass has made the
-BLAS library allocate its own buffers, before any timing), and reported beside the
+every 2 ms during one extra pass (glibc's default allocator, after one untimed ``xtx`` pass and a throwaway
+float64 GEMM and SVD have made the BLAS/LAPACK library allocate its own buffers, before any timing; without
+the float64 warm-up the first pass peaks ~5 MB higher), and reported beside the
 ``(K d + d^2) * 8`` bytes of its float64 state, one batch (``batch_mb``) and the temporaries one warm
 ``update`` creates (``update_temporaries_mb``, counted tensor by tensor with a dispatch mode: ~10 ``K x d``
 float64 and the ``d x d`` float32 product); ``stated_bound_mb`` is their sum, the bound the tracker's
@@ -143,6 +144,12 @@ def main(argv=None) -> None:
 
     pin_threads(a.threads[0])
     xtx()  # the BLAS library's own buffers, allocated by the first GEMM of the process, are not the tracker's
+    # nor are those of the first float64 GEMM and SVD (LAPACK) of the process: ~5 MB here (a cold pass peaks at
+    # 29.4-29.8 MB extra, a warm one at 22.7-25.4 MB on 100k rows); warm them with a throwaway K x d problem
+    m64 = torch.randn(K, d, dtype=torch.float64)
+    torch.zeros(d, d, dtype=torch.float64).addmm_(m64.T, m64)
+    torch.linalg.svd(m64, full_matrices=False)
+    del m64
     with PeakRSS() as mem:  # one pass, before any timing: the tracker's own peak beyond the data
         got = track()
     state_bytes = (K * d + d * d + 2 * K) * 8

@@ -193,3 +193,22 @@ def test_float32_batches_agree_to_float32_round_off(case):
     ref, got = nc_metrics(h.double(), y), tr.compute()
     for k in ("nc1", "nc1_quotient", "cdnv"):
         assert got[k] == pytest.approx(ref[k], rel=2e-7), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_tracker_with_tf32_allowed_through_the_new_api():
+    """torch >= 2.9: TF32 allowed with torch.backends.cuda.matmul.fp32_precision = 'tf32' (the new API, after which
+    the legacy flag cannot be read): the tracker still multiplies in IEEE float32 and restores the setting."""
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("torch without the fp32_precision API")
+    h, y, _, _ = _data(K=10, d=32, n=4000, seed=6, scale=100.0, spread=1e-2, dtype=torch.float32)
+    old = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    try:
+        gpu = CollapseTracker(10, 32, device="cuda")
+        _stream(gpu, h.cuda(), y.cuda(), [1000] * 4)
+        assert matmul.fp32_precision == "tf32"
+    finally:
+        matmul.fp32_precision = old
+    assert gpu.compute()["nc1"] == pytest.approx(nc_metrics(h.double(), y)["nc1"], rel=1e-4)
