@@ -59,6 +59,7 @@ EXPERIMENTS = {
     "scenes": ("scenes", "class_miou_points", "scenes, independently rotated objects: class mIoU over points"),
 }
 METHODS = {"pointnet": "PointNet", "fa-pointnet": "FA-PointNet (global E3 FA)", "apen": "APEN (piecewise SE3)"}
+ORACLE = "APEN, ground-truth partition given (oracle)"
 
 
 def _part_ids(batch, ds) -> torch.Tensor:
@@ -162,7 +163,7 @@ def run(exp: str, method: str, out_dir: Path, overrides: list[str], *, trained: 
                 num_train=kw.get("num_train"), num_test=kw.get("num_test"), train_s=round(wall, 1))
     rows = [{**base, "method": METHODS[method], "metric": metric, **_metrics(model, test, head, cfg)}]
     if method == "apen":
-        rows.append({**base, "method": "APEN, ground-truth partition given (oracle)", "metric": metric,
+        rows.append({**base, "method": ORACLE, "metric": metric,
                      **_metrics(model, test, head, cfg, oracle=True)})
     for r in rows:
         print({k: r[k] for k in ("experiment", "method") if k in r}, {k: r[k] for k in r if k.removeprefix("train_") in
@@ -244,12 +245,15 @@ def main(argv=None) -> None:
         for exp in exps:
             for method in a.methods:
                 rows += run(exp, method, out_dir, over, trained=a.from_runs is not None)
-        kept = []  # rows of the experiments not run now stay (several --only runs fill one table)
+        # rows of the (experiment, model) pairs not run now stay (several --only / --methods runs fill one table)
+        redone = {(r["experiment"], r["method"]) for r in rows}
+        kept = []
         if Path(f"{stem}.csv").is_file():
             with open(f"{stem}.csv") as f:
-                kept = [r for r in csv.DictReader(f) if r["experiment"] not in exps]
-        order = list(EXPERIMENTS)
-        rows = sorted(kept + rows, key=lambda r: order.index(r["experiment"]))
+                kept = [r for r in csv.DictReader(f) if (r["experiment"], r["method"]) not in redone]
+        order, models = list(EXPERIMENTS), [*METHODS.values(), ORACLE]
+        rows = sorted(kept + rows, key=lambda r: (order.index(r["experiment"]), models.index(r["method"])
+                                                  if r["method"] in models else len(models)))
         write_csv(rows, f"{stem}.csv")
     md = table(rows)
     with atomic_open(f"{stem}.md", "w") as f:

@@ -81,12 +81,22 @@ class APENBlock(nn.Module):
     each point. Scalars out are piecewise invariant, vectors out piecewise equivariant (rotation only: they
     are displacements, not positions).
 
+    **Cloud context** (``context=True``). Inside its own frame a part does not see the rest of the cloud, so
+    parts of similar shape look alike. Each part gets an invariant descriptor: its pooled features averaged
+    over its frames with the frame weights, :math:`\bar p_j = \sum_g \omega_g [\mathrm{mean}_{jg},
+    \mathrm{max}_{jg}]`, and its shape, :math:`\sqrt{\lambda_{j}}` (PCA eigenvalues) and the share of the
+    cloud's points it holds. The cloud's context is the max and the point-share-weighted mean of the
+    descriptors over the parts of the cloud, mapped by a linear layer to ``channels[-1]`` and given to every
+    row's second MLP with the row's own part shape. Every term is invariant under the motion of each part
+    and symmetric in the parts, so the block stays exactly piecewise equivariant.
+
     Args:
         in_scalars: invariant scalar channels :math:`s_i`.
         in_vectors: equivariant 3-vectors :math:`v_i` per point.
         out_scalars, out_vectors: output widths.
         channels: widths of the shared point MLP (its last width is the pooled feature).
         irreps_in: e3nn irreps of typed input features ``x`` (rotated into every frame), or ``None``.
+        context: add the cloud context (above) to the second MLP.
 
     Shapes:
         ``pos`` ``(N, 3)``; ``scalars`` ``(N, in_scalars)``; ``vectors`` ``(N, in_vectors, 3)``; ``x``
@@ -94,7 +104,7 @@ class APENBlock(nn.Module):
     """
 
     def __init__(self, in_scalars: int, in_vectors: int, out_scalars: int, out_vectors: int,
-                 channels: Sequence[int] = (64, 128), irreps_in=None) -> None:
+                 channels: Sequence[int] = (64, 128), irreps_in=None, context: bool = False) -> None:
         super().__init__()
         self.in_scalars, self.in_vectors = int(in_scalars), int(in_vectors)
         self.out_scalars, self.out_vectors = int(out_scalars), int(out_vectors)
@@ -103,7 +113,14 @@ class APENBlock(nn.Module):
         row_in = 3 + 3 * self.in_vectors + self.in_scalars + (irreps_in.dim if irreps_in is not None else 0)
         c = self.channels[-1]
         self.point_mlp = nn.Sequential(*mlp_layers([row_in, *self.channels]))
-        self.out_mlp = nn.Sequential(*mlp_layers([3 * c, c]), nn.Linear(c, self.out_scalars + 3 * self.out_vectors))
+        if not isinstance(context, bool):
+            raise TypeError(f"context must be a bool, got {type(context).__name__} {context!r}")
+        self.context = context
+        #: part shape invariants: sqrt of the 3 PCA eigenvalues and the share of the cloud's points
+        self.context_lin = nn.Linear(2 * (2 * c + 4), c) if context else None
+        extra = c + 4 if context else 0
+        self.out_mlp = nn.Sequential(*mlp_layers([3 * c + extra, c]),
+                                     nn.Linear(c, self.out_scalars + 3 * self.out_vectors))
 
     def forward(self, pos: Tensor, partition: Partition, frames: Frames, scalars: Tensor | None = None,
                 vectors: Tensor | None = None, x: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -129,7 +146,10 @@ class APENBlock(nn.Module):
         wf = w[:, None] * f
         mean = aggregate(wf, row_k, K) / wsum[:, None]
         mx = aggregate(wf, row_k, K, "max")
-        g = self.out_mlp(torch.cat([f, mean[row_k], mx[row_k]], dim=1))
+        cols = [f, mean[row_k], mx[row_k]]
+        if self.context:
+            cols += self._context(partition, frames, part_of, w_frame, mean, mx, row_k)
+        g = self.out_mlp(torch.cat(cols, dim=1))
         a, b = self.out_scalars, self.out_vectors
         wr = (w_frame.to(dt)[row_k] * w)[:, None]
         s_out = aggregate(g[:, :a] * wr, pt, N)
@@ -137,6 +157,22 @@ class APENBlock(nn.Module):
         v_out = aggregate(v_rows * wr[:, :, None], pt, N)
         return s_out, v_out
 
+    def _context(self, partition: Partition, frames: Frames, part_of: Tensor, w_frame: Tensor, mean: Tensor,
+                 mx: Tensor, row_k: Tensor) -> list[Tensor]:
+        """The cloud context and the part shape of every row (see the class docstring)."""
+        dt, P = mean.dtype, partition.num_parts
+        pb = partition.part_batch
+        B = int(pb.max()) + 1 if pb.numel() else 0
+        wk = w_frame.to(dt)[:, None]
+        desc = aggregate(wk * torch.cat([mean, mx], dim=1), part_of, P)  # (P, 2c): frame average, invariant
+        mass = aggregate(partition.weight.to(dt), partition.part, P)  # (P,) pair weight of each part
+        share = mass / aggregate(mass, pb, B).clamp_min(torch.finfo(dt).tiny)[pb]
+        shape = torch.cat([frames.eigenvalues.to(dt).clamp_min(0).sqrt(), share[:, None]], dim=1)  # (P, 4)
+        d = torch.cat([desc, shape], dim=1)
+        cloud = torch.cat([aggregate(d, pb, B, "max"), aggregate(share[:, None] * d, pb, B)], dim=1)
+        ctx = self.context_lin(cloud)  # (B, c)
+        return [ctx[pb[part_of]][row_k], shape[part_of][row_k]]
+
     def extra_repr(self) -> str:
         return (f"scalars={self.in_scalars}->{self.out_scalars}, vectors={self.in_vectors}->{self.out_vectors}, "
-                f"channels={self.channels}")
+                f"channels={self.channels}" + (", context=True" if self.context else ""))

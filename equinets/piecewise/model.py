@@ -140,6 +140,9 @@ class APEN(nn.Module):
         train_sampling: in training, sample hard assignments from :math:`Q` instead of the argmax.
         partition_grad: differentiate the partitions of blocks 2.. with respect to the votes (straight-through
             hard weights, unrolled EM); default off (see above).
+        context: every block gives each part the cloud context (the max and mean over the cloud's parts of
+            their frame-averaged pooled features and shapes; :class:`~equinets.piecewise.APENBlock`), exactly
+            piecewise invariant.
         irreps_in: e3nn irreps of ``x`` (e.g. ``"1o"`` for normals), rotated into every part frame;
             ``None``: ``x`` holds invariant scalars.
         num_categories: object categories whose one-hot joins the segmentation head.
@@ -190,6 +193,7 @@ class APEN(nn.Module):
         soft_topk: int = 3,
         train_sampling: bool = False,
         partition_grad: bool = False,
+        context: bool = False,
         irreps_in=None,
         num_categories: int = 0,
         head_channels: Sequence[int] = (256, 128),
@@ -236,6 +240,9 @@ class APEN(nn.Module):
         if not isinstance(partition_grad, bool):
             raise TypeError(f"partition_grad must be a bool, got {type(partition_grad).__name__} {partition_grad!r}")
         self.partition_grad = partition_grad
+        if not isinstance(context, bool):
+            raise TypeError(f"context must be a bool, got {type(context).__name__} {context!r}")
+        self.context = context
         self.irreps_in = check_irreps(irreps_in, "irreps_in")
         if self.irreps_in is not None and self.irreps_in.dim != self.in_channels:
             raise ValueError(f"irreps_in {self.irreps_in} has dim {self.irreps_in.dim} but in_channels is "
@@ -256,7 +263,7 @@ class APEN(nn.Module):
         scalars0 = self.in_channels if self.irreps_in is None else 0
         self.blocks = nn.ModuleList(
             APENBlock(scalars0 if i == 0 else a, self.k + (0 if i == 0 else b), a, b + 1, self.channels,
-                      self.irreps_in if i == 0 else None)
+                      self.irreps_in if i == 0 else None, context=self.context)
             for i in range(self.num_blocks)
         )
         feat = a * self.num_blocks

@@ -48,6 +48,7 @@ def _cloud(n=24):
         ({"dropout": 1.0}, ValueError, "dropout"),
         ({"train_sampling": "yes"}, TypeError, "train_sampling"),
         ({"partition_grad": 1}, TypeError, "partition_grad"),
+        ({"context": "yes"}, TypeError, "context"),
         ({"task": "cls", "num_categories": 3}, ValueError, "num_categories"),
         ({"degenerate": "random"}, ValueError, "degenerate"),
     ],
