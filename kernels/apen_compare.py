@@ -222,6 +222,22 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """The table after a partial run: ``new`` replaces the rows of the same (experiment, model); the other rows of
+    ``old`` stay (several ``--only`` / ``--methods`` runs fill one table), ordered by experiment, then model.
+
+    >>> old = [{"experiment": "articulated", "method": m, "v": 1} for m in ("PointNet", "APEN (piecewise SE3)")]
+    >>> [(r["method"], r["v"]) for r in merge_rows(old, [{"experiment": "articulated", "method": ORACLE, "v": 2},
+    ...                                               {"experiment": "articulated", "method": METHODS["apen"], "v": 2}])]
+    [('PointNet', 1), ('APEN (piecewise SE3)', 2), ('APEN, ground-truth partition given (oracle)', 2)]
+    """
+    redone = {(r["experiment"], r["method"]) for r in new}
+    kept = [r for r in old if (r["experiment"], r["method"]) not in redone]
+    order, models = list(EXPERIMENTS), [*METHODS.values(), ORACLE]
+    return sorted(kept + new, key=lambda r: (order.index(r["experiment"]),
+                                             models.index(r["method"]) if r["method"] in models else len(models)))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="*", choices=list(EXPERIMENTS), help="experiments to run (default: all)")
@@ -249,15 +265,11 @@ def main(argv=None) -> None:
         for exp in exps:
             for method in a.methods:
                 rows += run(exp, method, out_dir, over, trained=a.from_runs is not None)
-        # rows of the (experiment, model) pairs not run now stay (several --only / --methods runs fill one table)
-        redone = {(r["experiment"], r["method"]) for r in rows}
-        kept = []
+        old = []
         if Path(f"{stem}.csv").is_file():
             with open(f"{stem}.csv") as f:
-                kept = [r for r in csv.DictReader(f) if (r["experiment"], r["method"]) not in redone]
-        order, models = list(EXPERIMENTS), [*METHODS.values(), ORACLE]
-        rows = sorted(kept + rows, key=lambda r: (order.index(r["experiment"]), models.index(r["method"])
-                                                  if r["method"] in models else len(models)))
+                old = list(csv.DictReader(f))
+        rows = merge_rows(old, rows)
         write_csv(rows, f"{stem}.csv")
     md = table(rows)
     with atomic_open(f"{stem}.md", "w") as f:

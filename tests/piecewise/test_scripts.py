@@ -52,3 +52,15 @@ def test_apen_bound_exactness_table(tmp_path):
         assert r["two_parts_merged"] > 1e-3 and r["global_fa_pointnet"] > 1e-2
         if r["group"] in ("SE3", "E3"):
             assert r["refinement"] < tol
+
+
+def test_apen_compare_partial_run_keeps_the_other_models_rows():
+    mod = _load("apen_compare")
+    old = [{"experiment": e, "method": m, "v": 1} for e in ("articulated", "subject")
+           for m in (*mod.METHODS.values(), mod.ORACLE)]
+    new = [{"experiment": "articulated", "method": m, "v": 2} for m in (mod.ORACLE, mod.METHODS["apen"])]
+    rows = mod.merge_rows(old, new)
+    assert [(r["experiment"], r["method"], r["v"]) for r in rows] == [
+        ("articulated", "PointNet", 1), ("articulated", "FA-PointNet (global E3 FA)", 1),
+        ("articulated", "APEN (piecewise SE3)", 2), ("articulated", mod.ORACLE, 2),
+        *[("subject", m, 1) for m in (*mod.METHODS.values(), mod.ORACLE)]]
