@@ -227,7 +227,7 @@ def test_categories_empty_or_not_names(tmp_path, bad, exc):
 
 
 def test_unknown_dataset_name_and_option(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; known: modelnet40"):
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; known: articulated, dfaust, modelnet40"):
         create_dataset("mnist", tmp_path)
     with pytest.raises(TypeError, match="name must be a dataset name"):
         create_dataset(3, tmp_path)

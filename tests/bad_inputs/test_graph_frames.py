@@ -174,7 +174,7 @@ def _pointnet(**kw):
     (dict(num_samples=True), TypeError, "num_samples must be None or an integer, got bool True"),
     (dict(num_samples=1.5), TypeError, "num_samples must be None or an integer, got float 1.5"),
     (dict(task="graph"), ValueError, r"task must be None or one of \('cls', 'seg'\), got 'graph'"),
-    (dict(degenerate="drop"), ValueError, "degenerate must be one of 'blend', 'none', got 'drop'"),
+    (dict(degenerate="drop"), ValueError, "degenerate must be one of 'blend', 'none', 'harmonic', got 'drop'"),
     (dict(num_angles=0), ValueError, "num_angles must be an integer >= 1, got 0"),
     (dict(tol=-1.0), ValueError, "tol must be > 0, got -1.0"),
     (dict(tol="small"), TypeError, "tol must be a real number, got str 'small'"),
