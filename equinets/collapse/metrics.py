@@ -144,38 +144,49 @@ def accumulate_(stats: CollapseStats, features: Tensor, labels: Tensor, centre: 
     done as one ``add_`` of the GEMM (``addmm_`` straight into the float64 scatter for float64 input) and two
     rank-``K`` ``addmm_``: the only ``d x d`` temporary is the float32 product of float32 input.
     float32 (and float64) inputs keep their dtype for the products; half types are upcast to float32.
-    ``workspace``: an optional buffer of at least ``B * d`` elements of the batch's dtype for the centred rows
-    (the tracker reuses one, so a pass allocates no batch-sized tensor per batch).
+    The rows are centred and multiplied in chunks of at most ``CHUNK_ELEMENTS`` elements (2048 rows at
+    ``d = 512``), each chunk's product added to the float64 scatter, so the centred copy never exceeds one
+    chunk whatever the batch size. ``workspace``: an optional buffer of at least ``min(B, chunk rows) * d``
+    elements of the batch's dtype for the centred rows (the tracker reuses one, so a pass allocates no
+    row-sized tensor per batch).
     """
     X = features
     if X.dtype not in (torch.float32, torch.float64):
         X = X.float()
     y = labels.long()
     K, d = stats.num_classes, X.shape[1]
+    B = X.shape[0]
     nb = torch.bincount(y, minlength=K).to(torch.float64)
     if centre is None:
         sums = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, X)
         centre = sums / nb.clamp_min(1).to(X.dtype)[:, None]
     c = centre.to(X.dtype)
-    if workspace is not None and workspace.dtype == X.dtype and workspace.numel() >= X.numel():
-        Xc = workspace.reshape(-1)[:X.numel()].view(X.shape)
-        torch.index_select(c, 0, y, out=Xc)
-    else:
-        Xc = c[y]
-    torch.sub(X, Xc, out=Xc)  # X - c[y], in place
-    s = torch.zeros(K, d, dtype=X.dtype, device=X.device).index_add_(0, y, Xc).to(torch.float64)
+    rows_per_chunk = chunk_rows(d)
+    S = stats.scatter
+    s_x = torch.zeros(K, d, dtype=X.dtype, device=X.device)  # centred class sums, in the input precision
+    sq_b = torch.zeros(K, dtype=torch.float64, device=X.device)
+    with _full_precision():
+        for a in range(0, B, rows_per_chunk):
+            Xa, ya = X[a:a + rows_per_chunk], y[a:a + rows_per_chunk]
+            if workspace is not None and workspace.dtype == X.dtype and workspace.numel() >= Xa.numel():
+                Xc = workspace.reshape(-1)[:Xa.numel()].view(Xa.shape)
+                torch.index_select(c, 0, ya, out=Xc)
+            else:
+                Xc = c[ya]
+            torch.sub(Xa, Xc, out=Xc)  # X - c[y], in place
+            s_x.index_add_(0, ya, Xc)
+            sq_b.index_add_(0, ya, torch.linalg.vector_norm(Xc, dim=1).to(torch.float64).square())
+            if X.dtype == torch.float64:
+                S.addmm_(Xc.T, Xc)
+            else:
+                S.add_(Xc.T @ Xc)
+    s = s_x.to(torch.float64)
     m = s * torch.where(nb > 0, 1.0 / nb.clamp_min(1), torch.zeros_like(nb))[:, None]  # mu_b - c
-    rows = torch.linalg.vector_norm(Xc, dim=1).to(torch.float64).square()
-    sq_b = torch.zeros(K, dtype=torch.float64, device=X.device).index_add_(0, y, rows).sub_((s * m).sum(1))
+    sq_b.sub_((s * m).sum(1))
     n = stats.counts + nb
     ck = torch.where(n > 0, stats.counts * nb / n.clamp_min(1), torch.zeros_like(n))
     frac = torch.where(n > 0, nb / n.clamp_min(1), torch.zeros_like(n))
-    S = stats.scatter
     with _full_precision():
-        if X.dtype == torch.float64:
-            S.addmm_(Xc.T, Xc)
-        else:
-            S.add_(Xc.T @ Xc)
         S.addmm_(m.T, s, alpha=-1.0)  # - sum_k s_k s_k^T / n_bk: the batch's scatter about its own means
         delta = m.add_(c.to(torch.float64)).sub_(stats.means)  # mu_b - mu_a, in m's storage
         S.addmm_((delta * ck[:, None]).T, delta)
@@ -183,6 +194,18 @@ def accumulate_(stats: CollapseStats, features: Tensor, labels: Tensor, centre: 
     stats.means.add_(delta * frac[:, None])
     stats.counts.copy_(n)
     return stats
+
+
+CHUNK_ELEMENTS = 1 << 20  # centred rows per chunk of accumulate_: 4 MB of float32
+
+
+def chunk_rows(dim: int) -> int:
+    """Rows per chunk of :func:`accumulate_` at feature dimension ``dim`` (at least 1).
+
+    >>> chunk_rows(512), chunk_rows(3), chunk_rows(10**7)
+    (2048, 349525, 1)
+    """
+    return max(1, CHUNK_ELEMENTS // max(1, dim))
 
 
 def batch_stats(features: Tensor, labels: Tensor, num_classes: int, centre: Tensor | None = None,

@@ -40,6 +40,7 @@ from .metrics import (
     _present,
     accumulate_,
     check_features,
+    chunk_rows,
     metrics_from_stats,
     ncc_mismatch,
 )
@@ -87,7 +88,7 @@ class CollapseTracker:
         self.stats = CollapseStats.zeros(self.num_classes, self.dim, self.device)
         self._mismatch = torch.zeros(2, dtype=torch.float64, device=self.device)  # (mismatched, seen)
         self._nc4_key: tuple | None = None
-        self._workspace: Tensor | None = None  # the centred rows of one batch, reused
+        self._workspace: Tensor | None = None  # the centred rows of one chunk, reused
         self._reduced = False
         self._nc4_reduced = False
 
@@ -118,8 +119,9 @@ class CollapseTracker:
             sums = torch.zeros(self.num_classes, self.dim, dtype=dtype, device=self.device).index_add_(0, y, X.to(dtype))
             n = torch.bincount(y, minlength=self.num_classes).clamp_min(1).to(torch.float64)
             centre = torch.where(seen[:, None], centre, sums.to(torch.float64) / n[:, None])
-        if self._workspace is None or self._workspace.dtype != dtype or self._workspace.numel() < X.numel():
-            self._workspace = torch.empty(X.numel(), dtype=dtype, device=self.device)
+        need = min(X.shape[0], chunk_rows(self.dim)) * self.dim
+        if self._workspace is None or self._workspace.dtype != dtype or self._workspace.numel() < need:
+            self._workspace = torch.empty(need, dtype=dtype, device=self.device)
         accumulate_(self.stats, X, y, centre, self._workspace)
 
     def merge(self, other: CollapseTracker) -> CollapseTracker:

@@ -212,3 +212,22 @@ def test_cuda_tracker_with_tf32_allowed_through_the_new_api():
     finally:
         matmul.fp32_precision = old
     assert gpu.compute()["nc1"] == pytest.approx(nc_metrics(h.double(), y)["nc1"], rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_chunked_centring_equals_one_chunk_and_bounds_the_workspace(monkeypatch, dtype):
+    """accumulate_ centres and multiplies at most CHUNK_ELEMENTS elements at a time: with chunks of 5 rows plus
+    a remainder (37 elements at d = 7) every metric equals the one-chunk run, and the tracker's reused workspace
+    holds one chunk, not one batch."""
+    from equinets.collapse import metrics as M
+
+    h, y, W, b = _data(K=5, d=7, n=600, seed=11, dtype=dtype)
+    one = CollapseTracker(5, 7)
+    _stream(one, h, y, [250, 350])
+    monkeypatch.setattr(M, "CHUNK_ELEMENTS", 37)
+    assert M.chunk_rows(7) == 5
+    many = CollapseTracker(5, 7)
+    _stream(many, h, y, [250, 350])
+    assert many._workspace.numel() == 5 * 7
+    _close(many.compute(), one.compute(), 1e-12 if dtype == torch.float64 else 1e-6)
+    _close(many.compute(), nc_metrics(h.double(), y), 1e-10 if dtype == torch.float64 else 2e-7)
