@@ -51,13 +51,15 @@ __all__ = ["CollapseTracker"]
 class CollapseTracker:
     """Neural-collapse metrics of a stream of labelled feature batches (DDP-mergeable).
 
-    Memory: the state is ``K d + d^2 + 2K`` float64 numbers, plus one batch of centred rows (a reused
-    workspace of the batch's size) and, per update, short-lived temporaries: about ten ``K x d`` float64
-    tensors and, for float32 input, the ``d x d`` float32 product (no ``d x d`` float64 temporary: the scatter
-    is updated in place by ``addmm_``). At ``K = 100``, ``d = 512``, batches of 8192 float32 rows that is
-    2.39 MB + 16 MB + 4.3 MB of transients (counted tensor by tensor) = 22.7 MB; the measured peak extra
-    RSS of a 1,000,000-row pass is 24.0 MB (glibc allocator slack included; the process's first float64
-    GEMM/SVD adds ~5 MB of library buffers once), ``kernels/results/collapse_tracker.csv``.
+    Memory: the state is ``K d + d^2 + 2K`` float64 numbers, plus one chunk of centred rows (a reused
+    workspace of at most 2^20 elements: :func:`~equinets.collapse.metrics.accumulate_` centres and multiplies
+    a batch chunk by chunk) and, per update, short-lived temporaries: about ten ``K x d`` float64 tensors and,
+    for float32 input, the ``d x d`` float32 product of each chunk (no ``d x d`` float64 temporary: the
+    scatter is updated in place). At ``K = 100``, ``d = 512``, batches of 8192 float32 rows: 2.39 MB of state
+    + a 4 MB workspace; the measured peak extra RSS of a 1,000,000-row pass is 12.7 MB, within the
+    ``K d + d^2`` float64 plus one batch (2.39 + 16 = 18.4 MB) of issue #10, glibc allocator slack included
+    (``kernels/results/collapse_tracker.csv``; the process's first float64 GEMM/SVD adds ~5 MB of library
+    buffers once).
 
     Args:
         num_classes: ``K`` (>= 2).

@@ -244,6 +244,10 @@ def load_config(name_or_path: str | Path | None, _chain: tuple = (), _relative_t
     return data
 
 
+#: nested spellings of flat keys: ``collapse: {every: 5}`` (or the override ``collapse.every=5``) is ``collapse_every: 5``
+SECTIONS = {"collapse": {"every": "collapse_every"}}
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """Split a ``key=value`` override; the value is parsed as YAML (``key=`` gives None).
 
@@ -258,9 +262,9 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"override {item!r} has no key before '='; expected key=value")
     if "." in key:
         top, sub = key.split(".", 1)
-        if top not in ("model_kwargs", "dataset_kwargs", "head_kwargs"):
-            raise ConfigError(f"dotted override {key!r}: only model_kwargs.* and dataset_kwargs.* take sub-keys, "
-                              f"as does head_kwargs.*")
+        if top not in ("model_kwargs", "dataset_kwargs", "head_kwargs", *SECTIONS):
+            raise ConfigError(f"dotted override {key!r}: only model_kwargs.*, dataset_kwargs.*, head_kwargs.* "
+                              f"and {', '.join(k + '.*' for k in SECTIONS)} take sub-keys")
         if not sub or "." in sub:
             raise ConfigError(f"dotted override {key!r} must be {top}.NAME with one sub-key")
     try:
@@ -442,6 +446,30 @@ def _dataset_class(name: str):
     return cls
 
 
+
+
+def _flatten_sections(cfg: dict) -> dict:
+    """Replace each mapping of :data:`SECTIONS` by its flat keys; a key given both ways must agree."""
+    out = {k: v for k, v in cfg.items() if k not in SECTIONS}
+    for top, subs in SECTIONS.items():
+        if top not in cfg:
+            continue
+        sec = cfg[top]
+        if not isinstance(sec, dict):
+            raise ConfigError(f"config key {top!r} must be a mapping of {', '.join(subs)} (e.g. {top}: "
+                              f"{{{next(iter(subs))}: 5}}), got {type(sec).__name__} {sec!r}")
+        for sub, value in sec.items():
+            if sub not in subs:
+                raise ConfigError(f"unknown config key {top + '.' + str(sub)!r}{_hint(str(sub), subs)}; "
+                                  f"known: {', '.join(top + '.' + k for k in subs)}")
+            flat = subs[sub]
+            if flat in cfg and cfg[flat] != value:
+                raise ConfigError(f"config keys {top}.{sub} ({value!r}) and {flat} ({cfg[flat]!r}) are the same "
+                                  f"setting and disagree")
+            out[flat] = value
+    return out
+
+
 def validate_config(cfg: dict) -> dict:
     """Check every key and value; return a new dict with every key of :data:`DEFAULTS` filled in.
 
@@ -459,7 +487,7 @@ def validate_config(cfg: dict) -> dict:
     if not isinstance(cfg, dict):
         raise ConfigError(f"a config must be a mapping of key: value, got {type(cfg).__name__}")
     out = copy.deepcopy(DEFAULTS)
-    for key, value in cfg.items():
+    for key, value in _flatten_sections(cfg).items():
         if key not in DEFAULTS:
             raise ConfigError(f"unknown config key {key!r}{_hint(str(key), DEFAULTS)}")
         out[key] = value
@@ -535,8 +563,13 @@ def resolve_config(name_or_path: str | Path | None = None, overrides: list[str] 
             d = dict(d) if isinstance(d, dict) else {}
             d[sub] = value
             cfg[top] = d
+            if top in SECTIONS and sub in SECTIONS[top]:
+                cfg.pop(SECTIONS[top][sub], None)  # the override wins over the file's flat spelling
         else:
-            if key not in DEFAULTS:
+            if key not in DEFAULTS and key not in SECTIONS:
                 raise ConfigError(f"unknown config key {key!r}{_hint(key, DEFAULTS)}")
             cfg[key] = value
+            for top, subs in SECTIONS.items():  # ... and a flat override over the file's nested spelling
+                if isinstance(cfg.get(top), dict):
+                    cfg[top] = {k: v for k, v in cfg[top].items() if subs.get(k) != key}
     return validate_config(cfg)

@@ -23,7 +23,7 @@ with input mixup (Zhang et al., ICLR 2018): per batch ``lambda ~ Beta(alpha, alp
 cloud is paired with a random cloud of the batch with the same number of points, positions (and features)
 are mixed point by point, ``p = lambda p_a + (1 - lambda) p_b``, and the loss is
 ``lambda CE(y_a) + (1 - lambda) CE(y_b)`` (training accuracy counts the dominant label).
-``collapse_every = N`` measures the collapse of the training set after every N-th epoch (and the last):
+``collapse_every = N`` (also spelt ``collapse: {every: N}``, override ``collapse.every=N``) measures the collapse of the training set after every N-th epoch (and the last):
 the model in ``eval()`` mode over the training set under ``train_rotation`` (fixed per item, no other
 augmentation), :func:`equinets.collapse.analysis.measure_collapse` with the model's own classifier, all
 ranks merged; the metrics go to ``metrics.csv`` as ``train_nc1``, ``train_nc4``, ... and ``collapse.png``

@@ -35,7 +35,7 @@ def test_yaml_file_overrides_builtin_and_cli_overrides_both(tmp_path):
         ("optimizer=lbfgs", r"'optimizer' must be one of"),
         ("task=detect", r"'task' must be one of \['cls', 'seg', 'reg'\]"),
         ("use_features=maybe", r"'use_features' must be true or false"),
-        ("foo.bar=1", r"only model_kwargs\.\* and dataset_kwargs\.\*"),
+        ("foo.bar=1", r"only model_kwargs\.\*, dataset_kwargs\.\*, head_kwargs\.\* and collapse\.\*"),
         ("noequals", r"must have the form key=value"),
     ],
 )
@@ -104,3 +104,21 @@ def test_base_paths_resolve_relative_to_the_including_file(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     cfg = resolve_config("sub/top.yaml")
     assert (cfg["model"], cfg["epochs"], cfg["lr"]) == ("dgcnn", 9, 0.01)
+
+
+def test_collapse_every_has_a_nested_spelling():
+    """Issue #10 names the key ``collapse.every``: the mapping ``collapse: {every: N}`` and the override
+    ``collapse.every=N`` are ``collapse_every: N``; an override wins over the file's other spelling; a file
+    that spells it both ways must agree."""
+    from equinets.train.config import ConfigError, resolve_config, validate_config
+
+    assert validate_config({"collapse": {"every": 2}})["collapse_every"] == 2
+    assert "collapse" not in validate_config({"collapse": {"every": 2}})
+    assert resolve_config(None, ["collapse.every=3"])["collapse_every"] == 3
+    assert resolve_config(None, ["collapse_every=4", "collapse.every=3"])["collapse_every"] == 3
+    assert resolve_config(None, ["collapse.every=3", "collapse_every=4"])["collapse_every"] == 4
+    assert validate_config({"collapse": {"every": 2}, "collapse_every": 2})["collapse_every"] == 2
+    with pytest.raises(ConfigError, match=r"config keys collapse.every \(2\) and collapse_every \(4\) are the same"):
+        validate_config({"collapse": {"every": 2}, "collapse_every": 4})
+    with pytest.raises(ConfigError, match="'collapse_every' must be a non-negative integer, got -1"):
+        resolve_config(None, ["collapse.every=-1"])
