@@ -219,8 +219,9 @@ class _SepPlan(NamedTuple):
     Forward: ``P1, H1`` (and ``P2, H2``) take degree ``L1`` (``L2``) to the grid, ``Q, W`` project onto
     ``L_out``; backward: ``Po, Ho`` take the output gradient to the grid, ``Q1, W1`` and ``Q2, W2``
     project onto ``L1`` and ``L2``. ``i*`` gather coefficients into the ``(sign, |m|, l)`` order
-    (:func:`_in_index`), ``o*`` read them back into e3nn's layout (:func:`_out_index`). ``Hc*, Hs*, Qc, Qs``:
-    the half-circle azimuthal tables of the no-grad forward (:func:`_half_tables`).
+    (:func:`_in_index`), ``o*`` read them back into e3nn's layout (:func:`_out_index`). ``Hc*, Hs*, Qc*, Qs*``:
+    the half-circle azimuthal tables (:func:`_half_tables`, :func:`_half_quadrature`) that the route runs on,
+    ``H*`` and ``Q*`` the whole-circle ones they are cut from.
     """
 
     P1: Tensor
@@ -247,6 +248,12 @@ class _SepPlan(NamedTuple):
     Hs2: Tensor
     Qc: Tensor
     Qs: Tensor
+    Hco: Tensor
+    Hso: Tensor
+    Qc1: Tensor
+    Qs1: Tensor
+    Qc2: Tensor
+    Qs2: Tensor
 
 
 _PLANS: dict = {}
@@ -262,7 +269,8 @@ def _sep_plan(L1: int, L2: int, Lo: int, normalization: str, device, dtype) -> _
         floats = (*_to_grid_tables(t, L1, s1), *_to_grid_tables(t, L2, s2), *_from_grid_tables(t, Lo, so),
                   *_to_grid_tables(t, Lo, so), *_from_grid_tables(t, L1, s1), *_from_grid_tables(t, L2, s2))
         ints = (_in_index(L1), _in_index(L2), _in_index(Lo), _out_index(Lo), _out_index(L1), _out_index(L2))
-        half = (*_half_tables(floats[1], L1), *_half_tables(floats[3], L2), *_half_quadrature(floats[4], Lo))
+        half = (*_half_tables(floats[1], L1), *_half_tables(floats[3], L2), *_half_quadrature(floats[4], Lo),
+                *_half_tables(floats[7], Lo), *_half_quadrature(floats[8], L1), *_half_quadrature(floats[10], L2))
         plan = _SepPlan(*(torch.as_tensor(a).to(device=device, dtype=dtype) for a in floats),
                         *(torch.as_tensor(a).to(device=device) for a in ints),
                         *(torch.as_tensor(a).to(device=device, dtype=dtype) for a in half))
@@ -306,16 +314,16 @@ def _grid_dense(x1, x2, L1, L2, Lo, normalization):
 def _grid_sep(x1, x2, L1, L2, Lo, normalization, azimuth="dft", check: bool = False):
     r"""The separable grid route: a Legendre matmul per ``(sign, |m|)``, then the azimuthal transform.
 
-    ``azimuth="dft"`` (the default, fastest on CPU): per input two GEMMs to the grid, a batched
-    Legendre matmul ``(2M, n_beta, l) @ (2M, l, B)`` and one azimuthal GEMM over the whole circle
-    ``(n_alpha, 2M) @ (2M, n_beta B)`` (both signs of ``m`` stacked in the contraction, so the values
-    come out in one piece and the product is one multiplication); back, one azimuthal quadrature GEMM
-    ``(2M_out, n_alpha) @ (n_alpha, n_beta B)`` and one batched Gauss-Legendre matmul. Equal degrees
-    share one pass for both inputs (concatenated along the batch). Its backward is analytic
-    (:class:`_GridSepProduct`); without gradients the autograd function is skipped. ``azimuth="fft"``:
-    ``torch.fft`` over the azimuth (slower on CPU at these sizes: torch's small batched real FFTs),
-    differentiated by autograd. ``check=True`` refuses NaN/Inf inputs first (:func:`_check_finite`, on
-    the concatenated inputs for equal degrees).
+    ``azimuth="dft"`` (the default, fastest on CPU): per input a batched Legendre matmul
+    ``(2M, n_beta, l) @ (2M, l, B)`` to the Gauss-Legendre rings, then two azimuthal GEMMs on the half
+    circle (the cosine part on ``(n+1)/2`` azimuths, the sine part on ``(n-1)/2``: the odd uniform grid is
+    symmetric under :math:`\alpha \to -\alpha`, :func:`_half_tables`); the product is folded into its mirror
+    sums (:func:`_fold`), and back come two azimuthal quadrature GEMMs and one batched Gauss-Legendre matmul:
+    half the azimuthal work of the whole circle. Equal degrees share one pass for both inputs (concatenated
+    along the batch). Its backward is analytic (:class:`_GridSepProduct`); without gradients the autograd
+    function is skipped. ``azimuth="fft"``: ``torch.fft`` over the whole circle (slower on CPU at these
+    sizes: torch's small batched real FFTs), differentiated by autograd. ``check=True`` refuses NaN/Inf
+    inputs first (:func:`_check_finite`, on the concatenated inputs for equal degrees).
     """
     if azimuth == "dft":
         if torch.is_grad_enabled() and (x1.requires_grad or x2.requires_grad):
@@ -365,45 +373,13 @@ def _grid_sep_fft_tensors(L1, L2, Lo, normalization, device, dtype):
     return _cached(("grid_sep_fft", L1, L2, Lo, normalization), build, device, dtype)
 
 
-def _to_grid(xt: Tensor, idx: Tensor, P: Tensor, H: Tensor) -> Tensor:
-    """Coefficients ``xt ((L+1)**2, B)`` (transposed) -> values ``(n_alpha, n_beta, B)`` on the grid: two GEMMs."""
-    B = xt.shape[1]
-    X = torch.index_select(xt, 0, idx).view(P.shape[0], P.shape[2], B)  # (2M, l, B) in (sign, |m|, l) order
-    A = torch.bmm(P, X)  # (2M, n_beta, B): a Legendre matmul per (sign, |m|)
-    return torch.mm(H, A.view(A.shape[0], -1)).view(H.shape[0], P.shape[1], B)  # both signs of m in one contraction
-
-
-def _from_grid(g: Tensor, Q: Tensor, W: Tensor, oidx: Tensor) -> Tensor:
-    """Values ``(n_alpha, n_beta, B)`` -> coefficients ``((L+1)**2, B)`` (e3nn's order on the rows) by quadrature."""
-    B = g.shape[-1]
-    Hh = torch.mm(Q, g.reshape(g.shape[0], -1)).view(W.shape[0], W.shape[2], B)  # (2M, n_beta, B): azimuthal
-    return torch.index_select(torch.bmm(W, Hh).view(-1, B), 0, oidx)  # Gauss-Legendre per (sign, |m|), then gather
-
-
-def _sep_values(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> tuple[Tensor, Tensor]:
-    if x1.shape[1] == x2.shape[1]:  # equal degrees: one pass for both inputs
-        B = x1.shape[0]
-        xt = torch.cat([x1.T, x2.T], 1)  # rows gathered from a contiguous copy
-        if check:
-            _check_finite(x1, x2, xt)
-        V = _to_grid(xt, p.i1, p.P1, p.H1)
-        return V[..., :B], V[..., B:]
-    if check:
-        _check_finite(x1, x2)
-    return _to_grid(x1.T, p.i1, p.P1, p.H1), _to_grid(x2.T, p.i2, p.P2, p.H2)
-
-
-def _sep_forward(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """``(out (B, (Lo+1)**2), f1, f2)``: the product and the grid values ``(n_alpha, n_beta, B)`` of both inputs."""
-    f1, f2 = _sep_values(x1, x2, p, check)
-    return _from_grid(f1 * f2, p.Q, p.W, p.o).T, f1, f2  # out: a transposed view (rows gathered, not columns)
-
-
 def _half_values(xt: Tensor, idx: Tensor, P: Tensor, Hc: Tensor, Hs: Tensor) -> tuple[Tensor, Tensor]:
-    """Coefficients ``xt ((L+1)**2, B)`` -> the half-circle parts ``C ((n+1)/2, n_beta, B)``, ``S ((n-1)/2, n_beta, B)``."""
+    """Coefficients ``xt ((L+1)**2, B)`` (transposed) -> the half-circle parts of the values on the grid,
+    ``C ((n+1)/2, n_beta, B)`` and ``S ((n-1)/2, n_beta, B)`` (:func:`_half_tables`): a Legendre matmul per
+    ``(sign, |m|)``, then one azimuthal GEMM per part."""
     B = xt.shape[1]
     M = Hc.shape[1]
-    X = torch.index_select(xt, 0, idx).view(P.shape[0], P.shape[2], B)
+    X = torch.index_select(xt, 0, idx).view(P.shape[0], P.shape[2], B)  # (2M, l, B) in (sign, |m|, l) order
     A = torch.bmm(P, X)  # (2M, n_beta, B)
     nb = A.shape[1]
     C = torch.mm(Hc, A[:M].reshape(M, nb * B)).view(Hc.shape[0], nb, B)
@@ -411,34 +387,52 @@ def _half_values(xt: Tensor, idx: Tensor, P: Tensor, Hc: Tensor, Hs: Tensor) -> 
     return C, S
 
 
-def _half_project(C1: Tensor, S1: Tensor, C2: Tensor, S2: Tensor, p: _SepPlan) -> Tensor:
-    """The product of two half-circle signals projected onto ``L_out``: ``((Lo+1)**2, B)`` (rows in e3nn's order)."""
-    E = C1 * C2
+def _fold(C1: Tensor, S1: Tensor, C2: Tensor, S2: Tensor, E: Tensor | None = None,
+          O: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The mirror sums of the product of two half-circle signals (:func:`_half_quadrature`):
+    ``E = C1 C2 + S1 S2`` (``E_0 = C1_0 C2_0``) and ``O = C1 S2 + S1 C2`` on ``k >= 1``; written into ``E, O``
+    when given. Out of place (differentiable) when autograd records."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (C1, S1, C2, S2)):
+        return torch.cat([C1[:1] * C2[:1], C1[1:] * C2[1:] + S1 * S2]), C1[1:] * S2 + S1 * C2[1:]
+    E = torch.mul(C1, C2, out=E)
     E[1:].addcmul_(S1, S2)
-    O = C1[1:] * S2
+    O = torch.mul(C1[1:], S2, out=O)
     O.addcmul_(S1, C2[1:])
-    Mo, nb, B = p.Qc.shape[0], E.shape[1], E.shape[2]
-    Hh = E.new_empty(2 * Mo, nb * B)
-    torch.mm(p.Qc, E.view(E.shape[0], nb * B), out=Hh[:Mo])
-    torch.mm(p.Qs, O.view(O.shape[0], nb * B), out=Hh[Mo:])
-    Hh = Hh.view(2 * Mo, nb, B)
-    return torch.index_select(torch.bmm(p.W, Hh).view(-1, B), 0, p.o)
+    return E, O
 
 
-def _sep_forward_half(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> Tensor:
-    """The no-grad forward on the half circle (:func:`_half_tables`): half the azimuthal GEMMs of :func:`_sep_forward`."""
+def _half_project(E: Tensor, O: Tensor, Qc: Tensor, Qs: Tensor, W: Tensor, oidx: Tensor) -> Tensor:
+    """Mirror sums ``E, O`` -> coefficients ``((L+1)**2, B)`` (e3nn's order on the rows): the azimuthal
+    quadrature of each part, then a Gauss-Legendre matmul per ``(sign, |m|)``."""
+    nh, nb, B = E.shape
+    Mo = Qc.shape[0]
+    if torch.is_grad_enabled() and (E.requires_grad or O.requires_grad):
+        Hh = torch.cat([torch.mm(Qc, E.reshape(nh, nb * B)), torch.mm(Qs, O.reshape(nh - 1, nb * B))])
+    else:
+        Hh = E.new_empty(2 * Mo, nb * B)
+        torch.mm(Qc, E.reshape(nh, nb * B), out=Hh[:Mo])
+        torch.mm(Qs, O.reshape(nh - 1, nb * B), out=Hh[Mo:])
+    return torch.index_select(torch.bmm(W, Hh.view(2 * Mo, nb, B)).view(-1, B), 0, oidx)
+
+
+def _half_parts(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``C1, S1, C2, S2``: both inputs on the half circle (equal degrees: one pass, concatenated along the
+    batch). ``check=True`` refuses NaN/Inf first (:func:`_check_finite`, on the copied rows for equal degrees)."""
     if x1.shape[1] == x2.shape[1]:
         B = x1.shape[0]
-        xt = torch.cat([x1.T, x2.T], 1)
+        xt = torch.cat([x1.T, x2.T], 1)  # rows gathered from a contiguous copy
         if check:
             _check_finite(x1, x2, xt)
         C, S = _half_values(xt, p.i1, p.P1, p.Hc1, p.Hs1)
-        return _half_project(C[..., :B], S[..., :B], C[..., B:], S[..., B:], p).T
+        return C[..., :B], S[..., :B], C[..., B:], S[..., B:]
     if check:
         _check_finite(x1, x2)
-    C1, S1 = _half_values(x1.T, p.i1, p.P1, p.Hc1, p.Hs1)
-    C2, S2 = _half_values(x2.T, p.i2, p.P2, p.Hc2, p.Hs2)
-    return _half_project(C1, S1, C2, S2, p).T
+    return (*_half_values(x1.T, p.i1, p.P1, p.Hc1, p.Hs1), *_half_values(x2.T, p.i2, p.P2, p.Hc2, p.Hs2))
+
+
+def _sep_forward_half(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool = False) -> Tensor:
+    """The separable grid forward on the half circle (:func:`_half_tables`): ``(B, (Lo+1)**2)``, a transposed view."""
+    return _half_project(*_fold(*_half_parts(x1, x2, p, check)), p.Qc, p.Qs, p.W, p.o).T
 
 
 _SCRATCH = threading.local()
@@ -494,44 +488,47 @@ def _sep_forward_scratch(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool) -> Te
 
 
 class _GridSepProduct(torch.autograd.Function):
-    r"""The separable grid product with its analytic backward.
+    r"""The separable grid product with its analytic backward, on the half circle.
 
     With :math:`h = \sum_i s^{out}_i\, \bar g_i Y_i` (the output gradient as a function on the grid), the
     gradient with respect to ``x1`` is the projection of :math:`h f_2` onto degree ``L1`` (and the same for
     ``x2``): one more transform to the grid and one projection (both inputs' in one pass for equal degrees),
-    on the grid of the forward. The backward is written in differentiable operations, and under
-    ``create_graph`` recomputes the grid values from the inputs, so double backward (forces) is exact too.
+    on the grid of the forward, every function held as its cosine and sine parts on the half circle
+    (:func:`_half_tables`) and every product folded into mirror sums (:func:`_fold`). The backward is written
+    in differentiable operations, and under ``create_graph`` recomputes the grid values from the inputs, so
+    double backward (forces) is exact too.
     """
 
     @staticmethod
     def forward(ctx, x1, x2, sizes, check):
         p = _sep_plan(*sizes, x1.device, x1.dtype)
-        out, f1, f2 = _sep_forward(x1, x2, p, check)
-        ctx.save_for_backward(x1, x2, f1, f2)
+        parts = _half_parts(x1, x2, p, check)
+        ctx.save_for_backward(x1, x2, *parts)
         ctx.sizes = sizes
-        return out
+        return _half_project(*_fold(*parts), p.Qc, p.Qs, p.W, p.o).T
 
     @staticmethod
     def backward(ctx, go):
-        x1, x2, f1, f2 = ctx.saved_tensors
+        x1, x2, C1, S1, C2, S2 = ctx.saved_tensors
         p = _sep_plan(*ctx.sizes, go.device, go.dtype)
         graph = torch.is_grad_enabled()
         if graph:  # double backward: grid values with their history
-            f1, f2 = _sep_values(x1, x2, p)
-        h = _to_grid(go.T, p.io, p.Po, p.Ho)  # (n_alpha, n_beta, B)
+            C1, S1, C2, S2 = _half_parts(x1, x2, p)
+        Ch, Sh = _half_values(go.T, p.io, p.Po, p.Hco, p.Hso)
         need1, need2 = ctx.needs_input_grad[:2]
         if need1 and need2 and x1.shape[1] == x2.shape[1]:  # one projection for both
             B = go.shape[0]
             if graph:
-                hv = torch.cat([h * f2, h * f1], dim=-1)
-            else:  # no intermediate copies: both products written into one buffer
-                hv = h.new_empty(*h.shape[:2], 2 * B)
-                torch.mul(h, f2, out=hv[..., :B])
-                torch.mul(h, f1, out=hv[..., B:])
-            g = _from_grid(hv, p.Q1, p.W1, p.o1)
+                E, O = _fold(torch.cat([Ch, Ch], -1), torch.cat([Sh, Sh], -1), torch.cat([C2, C1], -1),
+                             torch.cat([S2, S1], -1))
+            else:  # no intermediate copies: both folds written into one buffer
+                E, O = Ch.new_empty(*Ch.shape[:2], 2 * B), Sh.new_empty(*Sh.shape[:2], 2 * B)
+                _fold(Ch, Sh, C2, S2, E[..., :B], O[..., :B])
+                _fold(Ch, Sh, C1, S1, E[..., B:], O[..., B:])
+            g = _half_project(E, O, p.Qc1, p.Qs1, p.W1, p.o1)
             return g[:, :B].T, g[:, B:].T, None, None
-        g1 = _from_grid(h * f2, p.Q1, p.W1, p.o1).T if need1 else None
-        g2 = _from_grid(h * f1, p.Q2, p.W2, p.o2).T if need2 else None
+        g1 = _half_project(*_fold(Ch, Sh, C2, S2), p.Qc1, p.Qs1, p.W1, p.o1).T if need1 else None
+        g2 = _half_project(*_fold(Ch, Sh, C1, S1), p.Qc2, p.Qs2, p.W2, p.o2).T if need2 else None
         return g1, g2, None, None
 
 
