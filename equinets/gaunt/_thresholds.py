@@ -6,7 +6,7 @@ Measured by ``kernels/bench_gaunt_routes.py`` (one thread, float32, batch 256, o
 
 * ``grid_dense_max_D``: the grid route uses dense GEMMs with precomputed harmonics matrices for
   ``D <= grid_dense_max_D``, and the separable transforms (per-``(sign, |m|)`` Legendre matmuls plus
-  one azimuthal GEMM over the whole circle, each way) above;
+  two azimuthal GEMMs on the half circle, each way) above;
 * ``fourier_D``: the ranges ``(lo, hi)`` of ``D`` where the 2D-Fourier route was measured faster than
   the grid route (empty: the grid won everywhere measured).
 
@@ -14,10 +14,10 @@ Devices without an entry use ``"cpu"``'s.
 """
 
 SOURCE = (
-    'kernels/bench_gaunt_routes.py --clock cpu, 2026-12-02 07:51 UTC, Intel(R) Xeon(R) Processor, torch 2'
-    '.13.0+cpu, 1 thread, float32, batch 256, load 4.78 (shared machine)'
+    'kernels/bench_gaunt_routes.py --clock cpu, 2026-12-02 14:30 UTC, AMD EPYC, torch 2.13.0+cpu, 1 threa'
+    'd(s), float32, batch 256, load 1.96'
 )
 
 THRESHOLDS = {
-    "cpu": {'grid_dense_max_D': 20, 'fourier_D': []},
+    "cpu": {'grid_dense_max_D': 12, 'fourier_D': []},
 }
