@@ -222,6 +222,22 @@ class SEGNNLayer(nn.Module):
         return h + self.update2(self.update1(torch.cat([g, agg], dim=-1), node_attr), node_attr)
 
 
+def _velocity_attributes(irreps_attr: o3.Irreps, vec: Tensor) -> Tensor:
+    r"""The velocity part of SEGNN's node attributes, :math:`\sum_k [1,\ \lVert\vec v_k\rVert\, Y_{l \ge 1}(\hat v_k)]`.
+
+    Degree 0 is 1 and degree :math:`l \ge 1` is :math:`\lVert\vec v\rVert Y_l(\hat v)` (e3nn's ``"component"``
+    normalisation): linear in the speed at every degree, so a particle at rest is well defined (zero beyond
+    degree 0) and, unlike the unnormalised harmonics :math:`Y_l(\vec v) \propto \lVert\vec v\rVert^l`, high
+    degrees do not scale the products by :math:`\lVert\vec v\rVert^l` at every layer. At degree 1 both are
+    :math:`\sqrt3\,\vec v`. ``vec`` ``(N, V, 3)`` -> ``(N, irreps_attr.dim)``.
+    """
+    speed = vec.norm(dim=-1, keepdim=True)  # (N, V, 1)
+    unit = vec / speed.clamp_min(torch.finfo(vec.dtype).tiny)
+    Y = o3.spherical_harmonics(irreps_attr, unit, normalize=False, normalization="component")
+    scale = torch.cat([torch.ones_like(speed), speed.expand(*speed.shape[:-1], Y.shape[-1] - 1)], -1)
+    return (Y * scale).sum(1)
+
+
 class SEGNN(nn.Module):
     r"""SEGNN (Brandstetter et al., ICLR 2022) with Gaunt (Luo et al., ICLR 2024) or Clebsch-Gordan products.
 
@@ -232,9 +248,10 @@ class SEGNN(nn.Module):
     - node features :math:`f_i = [\vec x_i - \bar{\vec x},\ \vec v_i,\ s_i,\ \lVert\vec v_i\rVert]`
       (irreps ``(1 + V) x 1o + (S + V) x 0e``; :math:`\bar{\vec x}` the cloud's centroid);
     - edge attributes :math:`a_{ij} = Y_{\le L_a}(\hat x_{ij})`, :math:`\vec x_{ij} = \vec x_i - \vec x_j`,
-      node attributes :math:`a_i = \mathrm{mean}_{j \to i}\, a_{ij} + \sum_k Y_{\le L_a}(\vec v_{i,k})`
-      (the velocity harmonics unnormalised, so a particle at rest is well defined), e3nn's
-      ``"component"`` normalisation;
+      node attributes :math:`a_i = \mathrm{mean}_{j \to i}\, a_{ij} + \sum_k [1,\ \lVert\vec v_{i,k}\rVert
+      Y_{1 \le l \le L_a}(\hat v_{i,k})]` (linear in the speed at every degree, so a particle at rest is well
+      defined and high degrees are not scaled by :math:`\lVert\vec v\rVert^l`; at degree 1 these are the
+      unnormalised harmonics :math:`\sqrt3\,\vec v`), e3nn's ``"component"`` normalisation;
     - invariant edge scalars :math:`e_{ij} = [\lVert\vec x_{ij}\rVert^2,\ s_i \odot s_j]` (charge products);
     - an embedding :math:`h_i = W_{a_i} f_i` (:class:`SteerableProduct`), ``num_layers``
       pre-norm residual :class:`SEGNNLayer` (:class:`EquivariantNorm`, node-wise), and an output head
@@ -376,8 +393,7 @@ class SEGNN(nn.Module):
         deg = torch.bincount(i, minlength=N).clamp(min=1).to(p.dtype)
         node_attr = aggregate(edge_attr, i, N, "sum") / deg[:, None]
         if V:
-            node_attr = node_attr + o3.spherical_harmonics(self.irreps_attr, vec, normalize=False,
-                                                           normalization="component").sum(1)
+            node_attr = node_attr + _velocity_attributes(self.irreps_attr, vec)
         else:
             node_attr = node_attr + torch.cat([torch.ones_like(p[:, :1]), p.new_zeros(N, self.irreps_attr.dim - 1)], 1)
         h = self.embed(f, node_attr)
