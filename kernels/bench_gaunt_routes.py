@@ -142,7 +142,8 @@ def main(argv=None):
         if args.write_thresholds:
             info = machine_info()
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            write_thresholds(th, f"kernels/bench_gaunt_routes.py --clock {args.clock}, {stamp}, {info['cpu']}, torch {info['torch']}, "
+            write_thresholds(th, f"kernels/bench_gaunt_routes.py --clock {args.clock}, {stamp}, {info['cpu']}, "
+                                 f"torch {info['torch']}, "
                                  f"{args.threads} thread(s), float32, batch {args.batch}, load {info['load_avg_1min']}")
             print(f"wrote {THRESHOLDS}")
     return res

@@ -53,7 +53,8 @@ BAD_OVERRIDES = [
     ("scale_low=0", "'scale_low' must be a positive number, got 0"),
     ("noequals", "override 'noequals' must have the form key=value"),
     ("=3", "has no key before '='"),
-    ("foo.bar=1", "dotted override 'foo.bar': only model_kwargs.*, dataset_kwargs.*, head_kwargs.* and collapse.* take sub-keys"),
+    ("foo.bar=1", "dotted override 'foo.bar': only model_kwargs.*, dataset_kwargs.*, head_kwargs.* and collapse.* "
+                  "take sub-keys"),
     ("collapse.evry=3", "unknown config key 'collapse.evry' (did you mean 'every'?); known: collapse.every"),
     ("collapse=3", "config key 'collapse' must be a mapping of every (e.g. collapse: {every: 5}), got int 3"),
     ("model_kwargs.=3", "dotted override 'model_kwargs.' must be model_kwargs.NAME with one sub-key"),

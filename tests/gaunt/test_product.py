@@ -8,9 +8,8 @@ import pytest
 import torch
 from e3nn import o3
 
-from equinets.gaunt import _thresholds
+from equinets.gaunt import _thresholds, gaunt_product, gaunt_product_all_parities, sh_irreps
 from equinets.gaunt import functional as F
-from equinets.gaunt import gaunt_product, gaunt_product_all_parities, sh_irreps
 from equinets.gaunt.tables import gaunt_c
 
 # every implementation: the two public torch routes and both grid methods (dense GEMMs, separable transforms)
@@ -232,7 +231,7 @@ def test_no_grad_forward_with_reused_buffers_returns_independent_exact_outputs()
     xs = [(torch.randn(B, (L + 1) ** 2, dtype=dt, generator=g), torch.randn(B, (L + 1) ** 2, dtype=dt, generator=g))
           for L, B, dt in ((6, 64, torch.float64), (6, 5, torch.float32), (8, 33, torch.float64))]
     th = _thresholds.THRESHOLDS["cpu"]["grid_dense_max_D"]
-    assert all(4 * (math.isqrt(a.shape[1]) - 1) > th for a, _ in xs), "every case must take the separable route (D = 4L > grid_dense_max_D)"
+    assert all(4 * (math.isqrt(a.shape[1]) - 1) > th for a, _ in xs), "every case must take the separable route (D = 4L)"
     with torch.no_grad():
         outs = [gaunt_product(a, b, route="grid") for a, b in xs]
         for _ in range(2):  # later calls of other sizes must not write into earlier outputs
