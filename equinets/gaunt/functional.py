@@ -518,7 +518,7 @@ class _GridSepProduct(torch.autograd.Function):
         need1, need2 = ctx.needs_input_grad[:2]
         if need1 and need2 and x1.shape[1] == x2.shape[1]:  # one projection for both
             B = go.shape[0]
-            if graph:
+            if graph or torch.compiler.is_compiling():  # (dynamo refuses non-contiguous out= tensors)
                 E, O = _fold(torch.cat([Ch, Ch], -1), torch.cat([Sh, Sh], -1), torch.cat([C2, C1], -1),
                              torch.cat([S2, S1], -1))
             else:  # no intermediate copies: both folds written into one buffer

@@ -312,3 +312,24 @@ def test_torch_compile_fullgraph_without_graph_breaks():
         torch._dynamo.reset()
         compiled = torch.compile(partial(gaunt_product, route=route), fullgraph=True)
         assert torch.allclose(compiled(x1, x2), eager, atol=1e-5)
+
+
+@pytest.mark.parametrize("n2", [36, 49])
+def test_torch_compile_fullgraph_separable_route_with_gradients(n2):
+    """The separable grid route (D = 6 + L2 + lmax_out > grid_dense_max_D) under torch.compile(fullgraph=True):
+    the half-circle forward without gradients, and the autograd function with its analytic backward."""
+    g = torch.Generator().manual_seed(n2)
+    x1, x2 = torch.randn(4, 49, generator=g), torch.randn(4, n2, generator=g)
+    assert 6 + 2 * (math.isqrt(n2) - 1) + 6 > _thresholds.THRESHOLDS["cpu"]["grid_dense_max_D"]
+    a, b = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+    eager = gaunt_product(a, b, route="grid")
+    eager.square().sum().backward()
+    torch._dynamo.reset()
+    compiled = torch.compile(partial(gaunt_product, route="grid"), fullgraph=True, dynamic=False)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x1, x2), eager.detach(), atol=1e-5)
+    c, d = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+    out = compiled(c, d)
+    out.square().sum().backward()
+    assert torch.allclose(out.detach(), eager.detach(), atol=1e-5)
+    assert torch.allclose(c.grad, a.grad, atol=1e-4) and torch.allclose(d.grad, b.grad, atol=1e-4)
