@@ -38,7 +38,7 @@ from .partition import (
     partition_from_labels,
 )
 
-__all__ = ["APEN", "APENOutput", "default_variances", "VOTE_LOSSES"]
+__all__ = ["APEN", "APENOutput", "default_variances", "per_cloud_ids", "VOTE_LOSSES"]
 
 VOTE_LOSSES = ("l2", "l1")
 
@@ -57,6 +57,31 @@ class APENOutput(NamedTuple):
     out: Tensor
     votes: list[Tensor]
     partitions: list[Partition]
+
+
+def per_cloud_ids(labels: Tensor, batch: Tensor, num_parts: int) -> Tensor:
+    """Per-point part ids renumbered ``0, 1, ...`` within each cloud (in the order of the ids), e.g. global part
+    labels of several categories turned into a ``partition`` for :meth:`APEN.forward`; raises ``ValueError`` when a
+    cloud has more than ``num_parts`` parts.
+
+    >>> per_cloud_ids(torch.tensor([15, 17, 15, 0, 4]), torch.tensor([0, 0, 0, 1, 1]), 2).tolist()
+    [0, 1, 0, 0, 1]
+    """
+    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        got = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
+        raise TypeError(f"teacher must be an integer tensor of per-point part ids, got {got}")
+    labels = labels.reshape(-1).long().to(batch.device)
+    if labels.shape[0] != batch.shape[0]:
+        raise ValueError(f"teacher must hold one part id per point ({batch.shape[0]}), got {labels.shape[0]}")
+    lo = labels.min()
+    key = batch.long() * (int(labels.max() - lo) + 1) + (labels - lo)
+    _, inv = torch.unique(key, return_inverse=True)  # sorted: each cloud's parts are a contiguous range
+    first = torch.full((int(batch.max()) + 1,), inv.numel(), dtype=inv.dtype, device=inv.device)
+    first = first.scatter_reduce(0, batch.long(), inv, "amin")
+    ids = inv - first[batch.long()]
+    if int(ids.max()) >= num_parts:
+        raise ValueError(f"teacher has a cloud with {int(ids.max()) + 1} parts, more than num_parts = {num_parts}")
+    return ids
 
 
 def default_variances(num_blocks: int) -> tuple[float, ...]:
@@ -151,6 +176,21 @@ class APEN(nn.Module):
         vote_loss: ``"l2"`` (squared distance, the official code's) or ``"l1"`` (the paper's) for
             :meth:`auxiliary_loss`.
         vote_weight: factor of the vote loss.
+        teacher_partition: partition teacher forcing, in ``[0, 1]`` (default 0: off). In training mode only, each
+            forward that is given ``teacher`` (the ground-truth per-point part ids; the training loop passes
+            ``data.part`` through :meth:`train_inputs`) runs, with this probability, on that partition in every
+            block instead of the predicted ones, as ``forward(..., partition=...)`` would; the votes are still
+            computed and trained by :meth:`auxiliary_loss`. Not in the paper, which trains the backbone only on its
+            own predicted partitions: an experiment on the gap between the two (on the articulated bodies a
+            backbone trained only on the ground truth fails on predicted partitions: 13.4 instance mIoU vs 61.3 on
+            the ground truth, ``kernels/README.md``); ``1`` trains on the ground truth only. Measured there
+            (``articulated-apen``, test instance mIoU on unseen poses, predicted partitions): it does not help, 0.5
+            gives 27.2 vs 35.7 without in 8 epochs (51.1 vs 26.1 when tested on the ground truth), and 0.2, 0.5 and
+            a decay from 1 to 0 gave 22.4, 21.1 and 23.7 vs 25.4 / 23.6 (two seeds) in 3 epochs: the backbone
+            learns clean parts, which test-time partitions do not give it (and on a true part the vote is just
+            the negated part-centred position, which teaches the votes nothing for mixed parts). Ignored in eval
+            mode: evaluation stays deterministic and always runs on predicted partitions (or an explicit
+            ``partition``).
         tol, degenerate, num_angles: the degenerate-spectrum policy of the part frames
             (:func:`~equinets.frames.pca_frames`).
 
@@ -200,6 +240,7 @@ class APEN(nn.Module):
         dropout: float = 0.5,
         vote_loss: str = "l2",
         vote_weight: float = 1.0,
+        teacher_partition: float = 0.0,
         tol: float | None = None,
         degenerate: str = "blend",
         num_angles: int = 4,
@@ -257,6 +298,9 @@ class APEN(nn.Module):
         self.dropout = float(dropout)
         self.vote_loss = check_choice(vote_loss, "vote_loss", VOTE_LOSSES)
         self.vote_weight = check_real(vote_weight, "vote_weight", 0.0)
+        self.teacher_partition = check_real(teacher_partition, "teacher_partition", 0.0)
+        if not self.teacher_partition <= 1.0:
+            raise ValueError(f"teacher_partition must be a probability in [0, 1], got {teacher_partition!r}")
         self.tol, self.degenerate, self.num_angles = tol, degenerate, num_angles
 
         a, b = self.num_scalars, self.num_vectors
@@ -342,14 +386,44 @@ class APEN(nn.Module):
         return APENOutput(restore_layout(out, inp, per_point=self.task == "seg"), votes, parts)
 
     def forward(self, pos, x: Tensor | None = None, batch: Tensor | None = None, partition: Tensor | None = None,
-                *, category: Tensor | None = None) -> Tensor:
+                *, category: Tensor | None = None, teacher: Tensor | None = None) -> Tensor:
         """Logits; ``partition`` (per-point part ids in ``[0, num_parts)``) replaces the predicted partitions.
+
+        ``teacher``: ground-truth per-point part ids (any integers; ids are per cloud and are renumbered
+        ``0, 1, ...`` within each cloud) for partition teacher forcing (``teacher_partition``): in training mode,
+        with probability ``teacher_partition``, they serve as ``partition``. Ignored in eval mode, when
+        ``teacher_partition`` is 0 and when ``partition`` is given.
 
         The vote displacements of the blocks are kept for :meth:`auxiliary_loss` (see :meth:`forward_all`).
         """
+        if teacher is not None and partition is None and self.training and self.teacher_partition > 0:
+            if self.teacher_partition >= 1 or float(torch.rand(())) < self.teacher_partition:
+                inp = as_points(pos, x, batch)
+                partition = per_cloud_ids(teacher, inp.batch, self.num_parts)
         res = self.forward_all(pos, x, batch, partition, category=category)
         self._votes = res.votes
         return res.out
+
+    def train_inputs(self, data) -> dict:
+        """Extra keyword arguments of the training forward, read from the batch ``data`` (the training loop
+        calls this in training steps only): ``{"teacher": data.part}`` when ``teacher_partition > 0`` (a
+        ``ValueError`` when the data has no ground-truth partition ``part``), else ``{}``.
+
+        Example:
+            >>> from torch_geometric.data import Data
+            >>> d = Data(pos=torch.randn(4, 3), part=torch.tensor([3, 3, 5, 5]))
+            >>> APEN(out_channels=2, num_parts=2, teacher_partition=0.5).train_inputs(d)["teacher"].tolist()
+            [3, 3, 5, 5]
+            >>> APEN(out_channels=2, num_parts=2).train_inputs(d)
+            {}
+        """
+        if self.teacher_partition <= 0:
+            return {}
+        part = getattr(data, "part", None)
+        if part is None:
+            raise ValueError(f"teacher_partition={self.teacher_partition:g} needs the ground-truth partition data.part "
+                             f"(e.g. dataset 'articulated'), but the training batch has no 'part'")
+        return {"teacher": part}
 
     def _category(self, category, B: int, dtype) -> Tensor | None:
         if not self.num_categories:

@@ -23,7 +23,8 @@ with input mixup (Zhang et al., ICLR 2018): per batch ``lambda ~ Beta(alpha, alp
 cloud is paired with a random cloud of the batch with the same number of points, positions (and features)
 are mixed point by point, ``p = lambda p_a + (1 - lambda) p_b``, and the loss is
 ``lambda CE(y_a) + (1 - lambda) CE(y_b)`` (training accuracy counts the dominant label).
-``collapse_every = N`` (also spelt ``collapse: {every: N}``, override ``collapse.every=N``) measures the collapse of the training set after every N-th epoch (and the last):
+``collapse_every = N`` (also spelt ``collapse: {every: N}``, override ``collapse.every=N``) measures the
+collapse of the training set after every N-th epoch (and the last):
 the model in ``eval()`` mode over the training set under ``train_rotation`` (fixed per item, no other
 augmentation), :func:`equinets.collapse.analysis.measure_collapse` with the model's own classifier, all
 ranks merged; the metrics go to ``metrics.csv`` as ``train_nc1``, ``train_nc4``, ... and ``collapse.png``
@@ -304,9 +305,24 @@ def mixup_batch(batch, alpha: float, rng, generator: torch.Generator | None = No
     return mixed, y, y[partner], lam
 
 
+def _train_inputs(model: nn.Module, batch) -> dict:
+    """Extra keyword arguments of a training forward: ``model.train_inputs(data)`` when the model (the unwrapped
+    module) defines it (APEN: the ground-truth partition for partition teacher forcing), else ``{}``. Only
+    forwards in training mode get them (:func:`_forward`); evaluation never passes them."""
+    fn = getattr(model, "train_inputs", None)
+    if fn is None:
+        return {}
+    kw = fn(batch)
+    if not isinstance(kw, dict):
+        raise TypeError(f"{type(model).__name__}.train_inputs(data) must return a dict, got {type(kw).__name__}")
+    return kw
+
+
 def _forward(model, batch, cfg):
     x = batch.x if cfg["use_features"] else None
-    kw = {}
+    # training steps only (evaluation runs the model in eval mode): the model's extra training inputs
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    kw = _train_inputs(inner, batch) if model.training else {}
     if cfg["task"] == "seg" and getattr(batch, "category", None) is not None:
         kw["category"] = batch.category.reshape(-1)
     return model(batch.pos, x, batch.batch, **kw)
