@@ -33,7 +33,8 @@ at lmax 1 the e3nn Linears around the channel-wise product and the small-L produ
 e3nn's fully connected product.
 
 Re-measured 2026-12-02 on a 2-core AMD EPYC (one thread, interleaved, after the half-circle grid route),
-``--epochs 1 --num-train 100 --num-val 100 --num-test 100 --lmax L``: Gaunt/CG step time 1.49 (L = 1), 0.98
+``--epochs 1 --num-train 100 --num-val 100 --num-test 100 --lmax L``: Gaunt/CG step time 1.49 (L = 1; 1.28
+after the batch-last dense GEMMs for D <= 4), 0.98
 (2), 0.51 (3), 0.39 (4), 0.28 (5), 0.23 (6) (``kernels/results/nbody_segnn_steps_vs_lmax.csv``): a third of
 the CG step only from L = 5 on.
 

@@ -333,3 +333,17 @@ def test_torch_compile_fullgraph_separable_route_with_gradients(n2):
     out.square().sum().backward()
     assert torch.allclose(out.detach(), eager.detach(), atol=1e-5)
     assert torch.allclose(c.grad, a.grad, atol=1e-4) and torch.allclose(d.grad, b.grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("L1, L2, lo", [(1, 1, 1), (1, 0, 1), (1, 1, 2), (0, 1, 1), (2, 1, 1), (2, 2, 0)])
+def test_tiny_dense_products_batch_last_match_the_reference_with_gradients(L1, L2, lo):
+    """D = L1 + L2 + lmax_out <= 4 (at most 15 grid points): the dense route multiplies batch-last; values
+    against c x wigner_3j (float64, 1e-12) and gradcheck through the route."""
+    g = torch.Generator().manual_seed(10 * L1 + L2 + lo)
+    x1 = torch.randn(7, (L1 + 1) ** 2, dtype=torch.float64, generator=g)
+    x2 = torch.randn(7, (L2 + 1) ** 2, dtype=torch.float64, generator=g)
+    assert F._grid_dense_tensors(L1, L2, lo, "component", x1.device, x1.dtype)[0].shape[1] <= F._DENSE_BATCH_LAST_MAX_GRID
+    out = IMPLS["grid_dense"](x1, x2, lo)
+    assert (out - reference(x1, x2, lo) * math.sqrt(4 * math.pi)).abs().max() < 1e-12
+    assert torch.autograd.gradcheck(lambda a, b: IMPLS["grid_dense"](a, b, lo),
+                                    (x1.clone().requires_grad_(), x2.clone().requires_grad_()))
