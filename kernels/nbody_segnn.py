@@ -23,8 +23,8 @@ decay 1e-8; hidden 32 x (0e + 1o), attributes Y_{<=1}, 4 layers), far beyond a C
 fewer epochs or systems is labelled ``smoke`` in the CSV: it checks that both variants train, it does not
 decide the bar.
 
-Measured on this 2-core CPU machine (one thread, float32, batch 100, hidden 32, 4 layers, 2026-12-02, load ~2.4
-from a concurrent job), smoke run only: ``--epochs 5 --num-train 300 --num-val 200 --num-test 200`` gave test MSE
+Measured first on an earlier 2-core Intel machine (one thread, float32, batch 100, hidden 32, 4 layers, 2026-12-02,
+load ~2.4 from a concurrent job), smoke run only: ``--epochs 5 --num-train 300 --num-val 200 --num-test 200`` gave test MSE
 1.55 (Gaunt) and 0.911 (CG) after 15 optimiser steps (both untrained: predicting the input positions scores ~0.32)
 and an interleaved step-time ratio Gaunt/CG of 1.26 (466 vs 371 ms; 1.50 in the trainer). Interleaved step
 times against the degree (``--lmax`` for features and attributes, 10 repeats): 491 vs 399 ms at lmax 1 (1.23),
@@ -36,7 +36,8 @@ Re-measured 2026-12-02 on a 2-core AMD EPYC (one thread, interleaved, after the 
 ``--epochs 1 --num-train 100 --num-val 100 --num-test 100 --lmax L``: Gaunt/CG step time 1.49 (L = 1; 1.28
 after the batch-last dense GEMMs for D <= 4), 0.98
 (2), 0.51 (3), 0.39 (4), 0.28 (5), 0.23 (6) (``kernels/results/nbody_segnn_steps_vs_lmax.csv``): a third of
-the CG step only from L = 5 on.
+the CG step only from L = 5 on. A tenth of the protocol (``--epochs 100 --eval-every 10``, all systems):
+test MSE 0.0427 (Gaunt) against 0.0354 (CG), ``kernels/results/nbody_segnn_100ep.csv``.
 
 Writes ``kernels/results/nbody_segnn.csv`` (one row per product: test MSE at the best validation epoch,
 best epoch and validation MSE, both step times and their Gaunt/CG ratios, parameter count, the run's sizes,
