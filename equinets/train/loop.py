@@ -47,6 +47,7 @@ import yaml
 from torch import Tensor, nn
 
 from .._atomic import atomic_open, write_csv
+from .._bench import set_allocator
 from .._checks import check_labels
 from ..errors import SetupError, UserError
 from .checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model_state, save_checkpoint
@@ -551,6 +552,8 @@ def train(cfg: dict | None, out_dir: str | Path, *, resume: bool = False, epochs
     try:
         run.open()
         device = _device(cfg, dist_info)
+        if device.type == "cpu":
+            set_allocator(cfg["cpu_allocator"])  # for the rest of the process (equinets._bench.set_allocator)
         torch.manual_seed(cfg["seed"])
         if cfg["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -251,3 +251,17 @@ def test_data_and_configs_commands(tmp_path, capsys):
     assert "shapes-pointnet" in capsys.readouterr().out.split()
     assert main(["data", "nope", "--root", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["steady", "default"])
+def test_cpu_runs_set_the_configured_allocator_and_results_do_not_depend_on_it(tmp_path, monkeypatch, mode):
+    """``cpu_allocator`` chooses how glibc serves the tensors of a CPU run (equinets._bench.set_allocator, called
+    once by train() before any model or data); the numbers are the same either way (it moves memory, not math)."""
+    import equinets.train.loop as loop
+
+    seen = []
+    monkeypatch.setattr(loop, "set_allocator", lambda m: seen.append(m) or m)
+    final = train(_cfg(tmp_path / "data", "epochs=1", f"cpu_allocator={mode}"), tmp_path / mode)
+    assert seen == [mode]
+    ref = train(_cfg(tmp_path / "data", "epochs=1", "cpu_allocator=default"), tmp_path / f"ref_{mode}")
+    assert final["loss"] == ref["loss"] and final["acc"] == ref["acc"]
