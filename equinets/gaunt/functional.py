@@ -483,11 +483,8 @@ def _sep_forward_scratch(x1: Tensor, x2: Tensor, p: _SepPlan, check: bool) -> Te
     C = torch.mm(Hc, A[:M].view(M, nb * 2 * B), out=S1[: 2 * grid_c].view(nh, nb * 2 * B)).view(nh, nb, 2 * B)
     S = torch.mm(Hs, A[M + 1:].reshape(M - 1, nb * 2 * B),
                  out=S1[2 * grid_c: 2 * (grid_c + grid_s)].view(nh - 1, nb * 2 * B)).view(nh - 1, nb, 2 * B)
-    C1, C2, S1_, S2 = C[..., :B], C[..., B:], S[..., :B], S[..., B:]
-    E = torch.mul(C1, C2, out=S0[:grid_c].view(nh, nb, B))
-    E[1:].addcmul_(S1_, S2)
-    O = torch.mul(C1[1:], S2, out=S0[grid_c: grid_c + grid_s].view(nh - 1, nb, B))
-    O.addcmul_(S1_, C2[1:])
+    E, O = _fold(C[..., :B], S[..., :B], C[..., B:], S[..., B:], S0[:grid_c].view(nh, nb, B),
+                 S0[grid_c: grid_c + grid_s].view(nh - 1, nb, B))
     Hh = S1[: 2 * Mo * nb * B].view(2 * Mo, nb * B)
     torch.mm(Qc, E.view(nh, nb * B), out=Hh[:Mo])
     torch.mm(Qs, O.view(nh - 1, nb * B), out=Hh[Mo:])
