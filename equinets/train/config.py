@@ -96,9 +96,10 @@ DEFAULTS: dict[str, Any] = {
     "grad_clip": 0.0,
     "seed": 0,
     "device": "auto",
-    # CPU runs: "steady" serves tensors from a heap that is not given back to the system (no fresh zeroed pages per
-    # large tensor: the default config trains 1.7x faster), "default" leaves glibc's malloc as it is
-    "cpu_allocator": "steady",
+    # CPU runs: "default" leaves glibc's malloc as it is; "steady" serves tensors from a heap that is not given back
+    # to the system (no fresh zeroed pages per large tensor: the default config trains 1.9x faster, at 1.6x the peak
+    # memory)
+    "cpu_allocator": "default",
     "num_workers": 0,
     "deterministic": True,
     "log_every": 0,  # > 0: print (and log to TensorBoard) the training loss every that many steps
@@ -117,7 +118,7 @@ CHOICES: dict[str, tuple] = {
     "optimizer": ("adam", "adamw", "sgd"),
     "scheduler": ("cosine", "step", "none"),
     "device": ("auto", "cpu", "cuda"),
-    "cpu_allocator": ("steady", "default"),
+    "cpu_allocator": ("default", "steady"),
     "eval_split": ("test", "val"),
     "output_level": ("auto", "cloud", "point"),
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),

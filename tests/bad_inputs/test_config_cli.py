@@ -55,7 +55,7 @@ BAD_OVERRIDES = [
     ("=3", "has no key before '='"),
     ("foo.bar=1", "dotted override 'foo.bar': only model_kwargs.*, dataset_kwargs.*, head_kwargs.* and collapse.* "
                   "take sub-keys"),
-    ("cpu_allocator=jemalloc", "config key 'cpu_allocator' must be one of ['steady', 'default'], got 'jemalloc'"),
+    ("cpu_allocator=jemalloc", "config key 'cpu_allocator' must be one of ['default', 'steady'], got 'jemalloc'"),
     ("collapse.evry=3", "unknown config key 'collapse.evry' (did you mean 'every'?); known: collapse.every"),
     ("collapse=3", "config key 'collapse' must be a mapping of every (e.g. collapse: {every: 5}), got int 3"),
     ("model_kwargs.=3", "dotted override 'model_kwargs.' must be model_kwargs.NAME with one sub-key"),
