@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from ..nn._base import unwrap_model
+
 __all__ = ["find_classifier", "FeatureCapture", "capture_features", "is_classifier_layer", "default_forward"]
 
 
@@ -35,17 +37,6 @@ def is_classifier_layer(module: nn.Module) -> bool:
         return True
     w = getattr(module, "weight", None)
     return isinstance(w, Tensor) and w.dim() == 2 and not isinstance(module, (nn.Embedding, nn.Bilinear))
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """Strip DDP / DataParallel / torch.compile wrappers."""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def _has_state(m: nn.Module) -> bool:
@@ -81,9 +72,9 @@ def _wrapper_child(model: nn.Module) -> tuple[str, nn.Module] | None:
 
 def _chain(model: nn.Module) -> list[nn.Module]:
     """The wrappers from ``model`` down to the innermost backbone (both ends included)."""
-    out = [_unwrap(model)]
+    out = [unwrap_model(model)]
     while (w := _wrapper_child(out[-1])) is not None:
-        out.append(_unwrap(w[1]))
+        out.append(unwrap_model(w[1]))
     return out
 
 

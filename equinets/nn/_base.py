@@ -24,6 +24,22 @@ __all__ = ["PointBackbone", "mlp_layers", "check_widths", "check_particle_model"
 TASKS = ("cls", "seg")
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DDP / DataParallel / ``torch.compile`` wrappers (any nesting).
+
+    >>> lin = nn.Linear(2, 2)
+    >>> unwrap_model(nn.DataParallel(lin)) is lin
+    True
+    """
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def mlp_layers(
     channels: list[int] | tuple[int, ...],
     *,

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from .._atomic import atomic_open, write_csv
 from .._bench import set_allocator
+from ..nn._base import unwrap_model
 from .._checks import check_labels
 from ..errors import SetupError, UserError
 from .checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model_state, save_checkpoint
@@ -306,14 +307,20 @@ def mixup_batch(batch, alpha: float, rng, generator: torch.Generator | None = No
     return mixed, y, y[partner], lam
 
 
+def _model_hook(model: nn.Module, name: str, batch):
+    """``model.<name>(batch)`` of the unwrapped model (:func:`~equinets.nn._base.unwrap_model`: DDP,
+    DataParallel and ``torch.compile`` stripped), or ``None`` when the model has no such hook."""
+    fn = getattr(unwrap_model(model), name, None)
+    return None if fn is None else fn(batch)
+
+
 def _train_inputs(model: nn.Module, batch) -> dict:
-    """Extra keyword arguments of a training forward: ``model.train_inputs(data)`` when the model (the unwrapped
-    module) defines it (APEN: the ground-truth partition for partition teacher forcing), else ``{}``. Only
-    forwards in training mode get them (:func:`_forward`); evaluation never passes them."""
-    fn = getattr(model, "train_inputs", None)
-    if fn is None:
+    """Extra keyword arguments of a training forward: ``model.train_inputs(data)`` when the model defines it
+    (APEN: the ground-truth partition for partition teacher forcing), else ``{}``. Only forwards in training
+    mode get them (:func:`_forward`); evaluation never passes them."""
+    kw = _model_hook(model, "train_inputs", batch)
+    if kw is None:
         return {}
-    kw = fn(batch)
     if not isinstance(kw, dict):
         raise TypeError(f"{type(model).__name__}.train_inputs(data) must return a dict, got {type(kw).__name__}")
     return kw
@@ -322,8 +329,7 @@ def _train_inputs(model: nn.Module, batch) -> dict:
 def _forward(model, batch, cfg):
     x = batch.x if cfg["use_features"] else None
     # training steps only (evaluation runs the model in eval mode): the model's extra training inputs
-    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    kw = _train_inputs(inner, batch) if model.training else {}
+    kw = _train_inputs(model, batch) if model.training else {}
     if cfg["task"] == "seg" and getattr(batch, "category", None) is not None:
         kw["category"] = batch.category.reshape(-1)
     return model(batch.pos, x, batch.batch, **kw)
@@ -368,10 +374,7 @@ def _auxiliary_loss(model: nn.Module, batch, loss: Tensor) -> Tensor | float:
     A model that needs extra supervision (APEN's part-centre votes, for example) stores what it needs in its
     ``forward`` and returns a scalar tensor here; ``None`` means no extra term for this batch.
     """
-    fn = getattr(model, "auxiliary_loss", None)
-    if fn is None:
-        return 0.0
-    aux = fn(batch)
+    aux = _model_hook(model, "auxiliary_loss", batch)
     if aux is None:
         return 0.0
     if not isinstance(aux, Tensor) or aux.numel() != 1:
