@@ -48,9 +48,9 @@ from torch import Tensor, nn
 
 from .._atomic import atomic_open, write_csv
 from .._bench import set_allocator
-from ..nn._base import unwrap_model
 from .._checks import check_labels
 from ..errors import SetupError, UserError
+from ..nn._base import unwrap_model
 from .checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model_state, save_checkpoint
 from .config import ConfigError, validate_config
 from .distributed import DistInfo, cleanup_distributed, group_device, init_distributed
