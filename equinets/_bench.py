@@ -89,19 +89,26 @@ def interleaved_order(names: list[str], repeats: int) -> list[list[str]]:
 
 
 def compare(fns: Mapping[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
-            clock: Callable[[], float] = time.perf_counter, sync: Callable[[], object] | None = None
-            ) -> dict[str, Timing]:
+            clock: Callable[[], float] = time.perf_counter, sync: Callable[[], object] | None = None,
+            number: int = 1) -> dict[str, Timing]:
     """Time several zero-argument callables under the same conditions, interleaved over the repeats.
 
     Every callable first runs ``warmup`` untimed times (interleaved too); then repeat ``r`` times each
-    once, in the order :func:`interleaved_order` gives. ``sync`` (e.g. ``torch.cuda.synchronize``) is
-    called before the clock starts and before it stops, so that asynchronous devices are timed to
-    completion. Pin the threads (:func:`pin_threads`) before calling.
+    ``number`` times back to back, in the order :func:`interleaved_order` gives, and records the mean
+    of those calls. ``sync`` (e.g. ``torch.cuda.synchronize``) is called before the clock starts and
+    before it stops, so that asynchronous devices are timed to completion. Pin the threads
+    (:func:`pin_threads`) before calling.
+
+    ``number=1`` times each call right after the other operations ran (cold caches: the data and tables
+    of a small operation have been evicted by the one before it); ``number > 1`` times the steady state of
+    repeated calls, as ``timeit`` and ``torch.utils.benchmark``'s blocked timing do. The two answer
+    different questions; report which one a figure is.
 
     Args:
         fns: ``{name: callable}``, at least one; the first is the usual baseline.
         repeats: timed runs of each callable (``>= 1``).
         warmup: untimed runs of each callable before timing (``>= 0``).
+        number: calls per timed run (``>= 1``); the recorded time is their mean.
         clock: time source in seconds (a fake clock in tests).
         sync: called around every timed run, or ``None``.
 
@@ -112,6 +119,9 @@ def compare(fns: Mapping[str, Callable[[], object]], *, repeats: int, warmup: in
     >>> t = compare({"a": lambda: None}, repeats=2, warmup=0, clock=lambda: next(ticks))
     >>> t["a"].times
     [2, 2]
+    >>> ticks = iter(range(0, 100, 4))
+    >>> compare({"a": lambda: None}, repeats=2, warmup=0, number=2, clock=lambda: next(ticks))["a"].times
+    [2.0, 2.0]
     """
     if not isinstance(fns, Mapping) or not fns:
         raise ValueError(f"fns must be a non-empty mapping of name -> callable, got {fns!r}")
@@ -120,6 +130,7 @@ def compare(fns: Mapping[str, Callable[[], object]], *, repeats: int, warmup: in
             raise TypeError(f"fns[{name!r}] must be callable, got {type(fn).__name__}")
     repeats = check_int(repeats, "repeats", 1)
     warmup = check_int(warmup, "warmup", 0)
+    number = check_int(number, "number", 1)
     names = list(fns)
     for _ in range(warmup):
         for name in names:
@@ -130,11 +141,14 @@ def compare(fns: Mapping[str, Callable[[], object]], *, repeats: int, warmup: in
             if sync is not None:
                 sync()
             f0 = _minor_faults()
+            fn = fns[name]
             t0 = clock()
-            fns[name]()
+            for _ in range(number):
+                fn()
             if sync is not None:
                 sync()
-            out[name].times.append(clock() - t0)
+            dt = clock() - t0
+            out[name].times.append(dt if number == 1 else dt / number)
             out[name].faults.append(_minor_faults() - f0)
     return out
 

@@ -18,7 +18,9 @@ default), steady heap, warm-up, interleaved repeats and medians (:func:`equinets
   baseline interleaved with equinets in its own run (the ratio of one run);
 * **sweeps** at L = ``--sweep-l``: batch (one channel) and channels (batch ``--batch``);
 * ``--bars``: only the issue's bar measurement, e3nn's Gaunt-path TensorProduct against
-  ``route="auto"`` at L = 6 and 12, batch 256, one channel, ``--repeats`` repeats (``gaunt_bars.csv``).
+  ``route="auto"`` at L = 6 and 12, batch 256, one channel, ``--repeats`` repeats (``gaunt_bars.csv``),
+  ``--number`` calls per timed run (1, the default: each call right after the other side's, with the caches
+  holding the other side's data; more: back-to-back calls, the steady state that ``timeit`` measures).
 
 Writes ``gaunt_routes.csv``, ``gaunt_vs_e3nn.csv``, ``gaunt_sweeps.csv`` and the log-log plots
 ``gaunt_routes.png``, ``gaunt_sweeps.png`` into ``--out`` (default ``kernels/results``), with the CPU
@@ -28,7 +30,7 @@ Usage::
 
     python kernels/bench_gaunt_routes.py [--lmax 16] [--e3nn-lmax 12] [--full-lmax 8] [--sweep-l 6]
                                          [--device cpu] [--repeats 15] [--write-thresholds] [--out DIR]
-    python kernels/bench_gaunt_routes.py --bars [--repeats 41]
+    python kernels/bench_gaunt_routes.py --bars [--repeats 41] [--number 5]
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def bars(args) -> list[dict]:
     print(f"{info['cpu']} | torch {info['torch']} | threads {info['threads']} | load {info['load_avg_1min']}", flush=True)
     rows = gaunt_vs_baselines([6, 12], batch=args.batch, device=args.device, repeats=args.repeats, warmup=3,
                               e3nn_lmax=12, full_lmax=0, budget_ms=float("inf"), table="bars", clock=args.clock,
-                              log=lambda s: print(s, flush=True))
+                              number=args.number, log=lambda s: print(s, flush=True))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for r in rows:
         r["measured"] = stamp
@@ -126,6 +128,9 @@ def main(argv=None):
     ap.add_argument("--clock", choices=CLOCKS, default="wall",
                     help="wall clock, or the timing thread's CPU clock (leaves out time given to other jobs)")
     ap.add_argument("--write-thresholds", action="store_true")
+    ap.add_argument("--number", type=int, default=1,
+                    help="--bars: calls per timed run (1: each call right after the other side's, cold caches; "
+                         "more: back-to-back calls, the steady state)")
     ap.add_argument("--bars", action="store_true", help="only the bar measurement (L = 6 and 12 against e3nn)")
     ap.add_argument("--no-plots", dest="plots", action="store_false")
     ap.add_argument("--out", type=Path, default=RESULTS)

@@ -269,8 +269,9 @@ def _route_fns():
 CLOCKS = ("wall", "cpu")
 
 
-def _timer(device, clock: str = "wall"):
-    """``compare`` with CUDA synchronised around every run, on the wall clock or the thread's CPU clock.
+def _timer(device, clock: str = "wall", number: int = 1):
+    """``compare`` with CUDA synchronised around every run, on the wall clock or the thread's CPU clock;
+    ``number`` calls per timed run (:func:`~equinets._bench.compare`).
 
     ``clock="cpu"`` (``time.thread_time``, CPU only) counts only the time the timing thread ran: on a
     machine shared with other jobs it leaves out the time the scheduler gave to them (a preempted
@@ -289,7 +290,8 @@ def _timer(device, clock: str = "wall"):
         raise ValueError("clock='cpu' times the host thread only: use clock='wall' on CUDA")
     sync = torch.cuda.synchronize if cuda else None
     tick = time.thread_time if clock == "cpu" else time.perf_counter
-    return lambda fns, repeats, warmup: compare(fns, repeats=repeats, warmup=warmup, sync=sync, clock=tick)
+    return lambda fns, repeats, warmup: compare(fns, repeats=repeats, warmup=warmup, sync=sync, clock=tick,
+                                                number=number)
 
 
 def _fwd_bwd(fn, a, b):
@@ -382,14 +384,15 @@ def _baselines(L: int, channels: int, dev, dtype, e3nn_ok: dict, log):
 
 def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu", repeats: int = 15, warmup: int = 2,
                        e3nn_lmax: int = 12, full_lmax: int = 8, budget_ms: float = 400.0, copy_gbps: float | None = None,
-                       table: str = "vs_e3nn", clock: str = "wall", log=print) -> list[dict]:
+                       table: str = "vs_e3nn", clock: str = "wall", number: int = 1, log=print) -> list[dict]:
     """``gaunt_product`` (``route="auto"``) against each baseline, forward and forward+backward, one pair at a time.
 
     Each baseline is timed interleaved with equinets on the same inputs (its own :func:`~equinets._bench.compare`
     run, so the ratio is measured in one run). e3nn's Gaunt-path ``TensorProduct`` runs up to ``e3nn_lmax``, its
     ``FullTensorProduct`` up to ``full_lmax``; a baseline whose forward took more than ``budget_ms`` is not run
-    at larger ``L``. With ``copy_gbps`` every row also gives the achieved bandwidth of the least traffic
-    (:func:`_bytes_min`) and its fraction of the copy bandwidth.
+    at larger ``L``. ``number``: calls per timed run (1: each call right after the other side's, cold caches;
+    more: the steady state of back-to-back calls, :func:`~equinets._bench.compare`). With ``copy_gbps`` every row
+    also gives the achieved bandwidth of the least traffic (:func:`_bytes_min`) and its fraction of the copy bandwidth.
     """
     from functools import partial
 
@@ -400,7 +403,7 @@ def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu",
 
     dev = torch_device(device)
     dtype = torch.float32
-    timer, rows, alive = _timer(dev, clock), [], {}
+    timer, rows, alive = _timer(dev, clock, number), [], {}
     ours = partial(gaunt_product, normalization="integral")
     for L in Ls:
         g = torch.Generator().manual_seed(100 + L)
@@ -439,7 +442,7 @@ def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu",
                 for side in (name, "equinets"):
                     row = {"table": table, "L": L, "baseline": name, "impl": side, "paths": paths, "batch": batch,
                            "channels": channels, "dtype": "float32", "pass": pas, "clock": clock,
-                           **timing_row(t[side], t[name]),
+                           "number": number, **timing_row(t[side], t[name]),
                            "same_math_rel_err": err if side == "equinets" else ""}
                     row["build_s"] = build_s if side == name else ""
                     row["speedup"] = round(t[name].median_ms / t[side].median_ms, 2)
@@ -448,7 +451,8 @@ def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu",
                         row.update(achieved_gbps=round(gbps, 3), copy_gbps=round(copy_gbps, 2),
                                    bandwidth_fraction=round(gbps / copy_gbps, 4))
                     rows.append(row)
-                log(f"{table} L={L:2d} C={channels:3d} B={batch:5d} {pas:17s} {name}={t[name].median_ms:9.3f} ms  "
+                log(f"{table} L={L:2d} C={channels:3d} B={batch:5d} n={number} {pas:17s} "
+                    f"{name}={t[name].median_ms:9.3f} ms  "
                     f"equinets={t['equinets'].median_ms:8.3f} ms ({t[name].median_ms / t['equinets'].median_ms:6.1f}x)")
             if tf[name].median_ms > budget_ms:
                 log(f"{name}: {tf[name].median_ms:.0f} ms > {budget_ms:.0f} ms at L={L}; larger L not run")

@@ -80,6 +80,7 @@ CASES = {
     "float repeats": (lambda: _bench.compare({"a": lambda: None}, repeats=2.0), TypeError, "repeats"),
     "negative warmup": (lambda: _bench.compare({"a": lambda: None}, repeats=1, warmup=-1), ValueError, "warmup"),
     "no operations": (lambda: _bench.compare({}, repeats=1), ValueError, "fns"),
+    "zero number": (lambda: _bench.compare({"a": lambda: None}, repeats=1, number=0), ValueError, "number"),
     "operation not callable": (lambda: _bench.compare({"a": 3}, repeats=1), TypeError, r"fns\['a'\]"),
     "zero threads": (lambda: _bench.pin_threads(0), ValueError, "threads"),
     "unknown allocator": (lambda: _bench.set_allocator("jemalloc"), ValueError, "allocator"),

@@ -47,6 +47,14 @@ def test_compare_interleaves_after_warmup_and_times_each_call():
     assert row["repeats"] == 4
 
 
+def test_compare_number_times_back_to_back_calls_and_records_their_mean():
+    # number=2: each timed run calls a, a then b, b (rotated per repeat); the mean of the two is recorded
+    clock = FakeClock({"a": [100, 1, 3, 2, 4], "b": [100, 10, 30, 20, 20]})
+    t = _bench.compare({"a": clock.op("a"), "b": clock.op("b")}, repeats=2, warmup=1, number=2, clock=clock)
+    assert clock.log == ["a", "b"] + ["a", "a", "b", "b", "b", "b", "a", "a"]
+    assert t["a"].times == [2.0, 3.0] and t["b"].times == [20.0, 20.0]
+
+
 def test_interleaved_order_puts_every_operation_in_every_position_equally():
     names = ["a", "b", "c"]
     order = _bench.interleaved_order(names, 6)
