@@ -135,6 +135,11 @@ def main(argv=None):
     ap.add_argument("--no-plots", dest="plots", action="store_false")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    if args.number < 1:
+        ap.error(f"--number must be a positive integer (calls per timed run), got {args.number}")
+    if args.number != 1 and not args.bars:
+        ap.error(f"--number applies to --bars only (the suite times one call per run), got --number {args.number} "
+                 "without --bars")
     if args.bars:
         return bars(args)
     res = bench_gaunt(lmax=args.lmax, e3nn_lmax=args.e3nn_lmax, full_lmax=args.full_lmax, device=args.device,
