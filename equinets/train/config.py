@@ -68,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "fa_irreps_out": None,  # e3nn irreps of the output (None: invariant scalars)
     "fa_position_output": False,  # outputs are positions: the centroid is added back
     "fa_num_samples": 0,  # > 0: that many sampled frames per cloud in training (stochastic FA)
-    "fa_signs": "all",  # all: every sign flip (the paper); shrink: signs fixed by skewness, ambiguous ones averaged
+    "fa_signs": "all",  # all: every sign flip (the paper); shrink: signs fixed by skewness, ambiguous ones
+    # averaged; extent: by the range asymmetry first, then the skewness
     "fa_degenerate": "blend",  # near-tied eigenvalues: blend (grid fallback), harmonic (angular moments), none
     "train_rotation": "I",
     "test_rotation": "I",
@@ -122,7 +123,7 @@ CHOICES: dict[str, tuple] = {
     "eval_split": ("test", "val"),
     "output_level": ("auto", "cloud", "point"),
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
-    "fa_signs": ("all", "shrink"),
+    "fa_signs": ("all", "shrink", "extent"),  # equinets.frames.SIGN_POLICIES (a test keeps them equal)
     "fa_degenerate": ("blend", "harmonic", "none"),
     "head": ("linear", "simplex_etf", "ebv", "sparse_etf"),
 }

@@ -1,0 +1,105 @@
+"""Signs by extremes first (``signs="extent"``): the range asymmetry of the projections, then the skewness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from e3nn import o3
+
+from equinets.data.shapes_hard import SHAPES_HARD_CLASSES, sample_shape_hard
+from equinets.frames import SIGN_POLICIES, pca_frames
+from equinets.frames.pca import EXTENT_TOL, frame_sign_stats
+from equinets.train.config import CHOICES
+
+
+def _cloud(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.empty(n, 3, dtype=torch.float64).exponential_(generator=g) * torch.tensor([1.0, 2.0, 3.5])
+
+
+def test_range_asymmetry_closed_form_and_symmetries():
+    pos = _cloud()
+    U = o3.rand_matrix(1, dtype=torch.float64)
+    a = frame_sign_stats(pos, bases=U, statistic="extent")[0]
+    z = (pos - pos.mean(0)) @ U[0]
+    ref = (z.amax(0) + z.amin(0)) / (z.amax(0) - z.amin(0))
+    assert torch.allclose(a, ref, atol=1e-14, rtol=0)
+    # odd in the sign of each column, invariant to rotation / reflection, translation and scale
+    flip = torch.tensor([-1.0, 1.0, -1.0], dtype=torch.float64)
+    assert torch.allclose(frame_sign_stats(pos, bases=U * flip, statistic="extent")[0], a * flip, atol=1e-14)
+    Q = o3.rand_matrix(dtype=torch.float64) * -1.0  # improper
+    moved = 2.5 * pos @ Q.T + torch.tensor([3.0, -1.0, 7.0], dtype=torch.float64)
+    assert torch.allclose(frame_sign_stats(moved, bases=(Q @ U[0])[None], statistic="extent")[0], a, atol=1e-12)
+
+
+def test_zero_weight_points_and_degenerate_clouds():
+    pos = _cloud(50)
+    far = torch.cat([pos, torch.tensor([[100.0, 0.0, 0.0]], dtype=torch.float64)])
+    w = torch.cat([torch.ones(50, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    U = torch.eye(3, dtype=torch.float64)[None]
+    ref = frame_sign_stats(pos, bases=U, statistic="extent")
+    assert torch.allclose(frame_sign_stats(far, bases=U, weights=w, statistic="extent"), ref, atol=1e-14)
+    for cloud in (torch.ones(1, 3, dtype=torch.float64), torch.full((5, 3), 2.0, dtype=torch.float64),
+                  torch.linspace(0, 1, 6, dtype=torch.float64)[:, None] * torch.tensor([1.0, 0.0, 0.0])):
+        a = frame_sign_stats(cloud, bases=U, statistic="extent")
+        assert torch.isfinite(a).all() and (a[0, 1:] == 0).all()
+
+
+def test_bad_statistic_is_refused_by_name():
+    with pytest.raises(ValueError, match="statistic"):
+        frame_sign_stats(_cloud(10), statistic="kurtosis")
+
+
+def test_config_offers_every_sign_policy():
+    assert tuple(CHOICES["fa_signs"]) == SIGN_POLICIES
+
+
+def _dip(seed, label="dip_6"):
+    rng = np.random.default_rng(seed)
+    p, _ = sample_shape_hard(SHAPES_HARD_CLASSES.index(label), rng, 1024)
+    return torch.tensor(p, dtype=torch.float64) @ o3.rand_matrix(dtype=torch.float64).T
+
+
+def test_dip_legs_fix_the_thin_axis_where_the_skewness_does_not():
+    """A package with legs on one side: its extremes decide the sign of the thin axis in every resample, and the
+    legs land on the same side of every frame; the skewness alone leaves that sign open in some resamples."""
+    torch.manual_seed(0)
+    open_by_skewness = 0
+    for seed in range(6):
+        pos = _dip(seed)
+        for signs in ("shrink", "extent"):
+            fr = pca_frames(pos, group="E3", signs=signs, degenerate="none")
+            keep = fr.weights[0] > 0
+            framed = (pos - fr.translation[0]) @ fr.rotations[0, keep]  # (F, N, 3) -> columns: thin, mid, long
+            thin = framed[..., 0]
+            legs_positive = thin.amax(-1) > -thin.amin(-1)  # the legs reach further than the flat top
+            if signs == "extent":
+                assert int(keep.sum()) == 4  # only the two mirror symmetries of the package are averaged
+                assert legs_positive.all()
+            else:
+                open_by_skewness += int(not legs_positive.all())
+    assert open_by_skewness >= 1
+
+
+def test_weights_are_continuous_across_the_extent_threshold():
+    """Move one extreme point through the balanced range: the +x sign weight goes from 0 to 1 through the band
+    ``|a| < EXTENT_TOL`` in small steps (the skewness is switched off by a huge ``sign_tol`` to isolate the band)."""
+    base = torch.cat([_cloud(300, seed=3) * torch.tensor([0.0, 1.0, 1.0]),  # a flat cloud in the y-z plane
+                      torch.tensor([[-2.0, 0.0, 0.0]], dtype=torch.float64)], 0)
+    base = base - base.mean(0)
+
+    def weight_plus_x(t):
+        pos = torch.cat([base, torch.tensor([[t, 0.3, 0.2]], dtype=torch.float64)])
+        fr = pca_frames(pos, group="O3", signs="extent", degenerate="none", sign_tol=1e6)
+        R, wts = fr.rotations[0], fr.weights[0]
+        k = int(R[0, 0, :].abs().argmax())  # the frame column along x
+        a = frame_sign_stats(pos, bases=R[:1], statistic="extent")[0, k] * R[0, 0, k].sign()
+        return float(wts[R[:, 0, k] > 0].sum()), float(a)
+
+    ts = torch.linspace(1.5, 2.5, 101, dtype=torch.float64).tolist()
+    w, a = torch.tensor([weight_plus_x(t) for t in ts], dtype=torch.float64).T
+    assert a[0] < -EXTENT_TOL and a[-1] > EXTENT_TOL
+    assert w[0] < 1e-12 and w[-1] > 1 - 1e-12 and (w[1:] >= w[:-1] - 1e-12).all()
+    inside = (a.abs() < EXTENT_TOL).sum()
+    assert inside >= 10 and (w[1:] - w[:-1]).abs().max() < 0.1  # no switch: many small steps
