@@ -11,10 +11,11 @@ degenerate band), randomly rotated, 256 points, 4 per batch; every model is chec
 fresh clouds and weights with 4 group elements each.
 
 Every frame policy (:func:`equinets.frames.pca_frames` ``signs`` x ``degenerate``): the paper's ``all``/``blend``
-on the full grid above; ``shrink``/``blend``, ``shrink``/``harmonic``, ``all``/``harmonic`` and ``shrink``/``none``
-on both levels, both input types and all output irreps together, on the Gaussian clouds and on skewed ones
-(exponential coordinates: the shrunk frame is a single frame there). Degenerate clouds (one point, duplicated
-points, a line, a square, a cube's corners, a sampled cylinder and sphere): outputs and gradients finite, per policy.
+on the full grid above; ``shrink``/``blend``, ``shrink``/``harmonic``, ``all``/``harmonic``, ``shrink``/``none``,
+``extent``/``harmonic`` and ``detail``/``harmonic`` on both levels, both input types and all output irreps together,
+on the Gaussian clouds and on skewed ones (exponential coordinates: the shrunk frame is a single frame there).
+Degenerate clouds (one point, duplicated points, a line, a square, a cube's corners, a sampled cylinder and sphere):
+outputs and gradients finite, per policy.
 
 Writes ``kernels/results/fa_exactness.csv`` (model, policy, clouds, group, level, irreps_in, irreps_out, dtype,
 worst_rel_error, bar, pass) and ``kernels/results/fa_finite.csv`` (policy, group, dtype, cloud, finite).
@@ -41,7 +42,9 @@ BAR = {torch.float64: 1e-9, torch.float32: 1e-4}
 OUTS = ["0e", "0o", "1o", "1e", "2e", "0e + 0o + 1o + 1e + 2e"]
 POLICIES = {"all/blend": dict(signs="all", degenerate="blend"), "shrink/blend": dict(signs="shrink", degenerate="blend"),
             "shrink/harmonic": dict(signs="shrink", degenerate="harmonic"),
-            "all/harmonic": dict(signs="all", degenerate="harmonic"), "shrink/none": dict(signs="shrink", degenerate="none")}
+            "all/harmonic": dict(signs="all", degenerate="harmonic"), "shrink/none": dict(signs="shrink", degenerate="none"),
+            "extent/harmonic": dict(signs="extent", degenerate="harmonic"),
+            "detail/harmonic": dict(signs="detail", degenerate="harmonic")}
 
 
 def _clouds(b: int, n: int, dtype: torch.dtype, kind: str = "gaussian") -> torch.Tensor:

@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "fa_position_output": False,  # outputs are positions: the centroid is added back
     "fa_num_samples": 0,  # > 0: that many sampled frames per cloud in training (stochastic FA)
     "fa_signs": "all",  # all: every sign flip (the paper); shrink: signs fixed by skewness, ambiguous ones
-    # averaged; extent: by the range asymmetry first, then the skewness
+    # averaged; extent: by the range asymmetry first, then the skewness; detail: extremes, edge centroid, skewness
     "fa_degenerate": "blend",  # near-tied eigenvalues: blend (grid fallback), harmonic (angular moments), none
     "train_rotation": "I",
     "test_rotation": "I",
@@ -123,7 +123,7 @@ CHOICES: dict[str, tuple] = {
     "eval_split": ("test", "val"),
     "output_level": ("auto", "cloud", "point"),
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
-    "fa_signs": ("all", "shrink", "extent"),  # equinets.frames.SIGN_POLICIES (a test keeps them equal)
+    "fa_signs": ("all", "shrink", "extent", "detail"),  # equinets.frames.SIGN_POLICIES (a test keeps them equal)
     "fa_degenerate": ("blend", "harmonic", "none"),
     "head": ("linear", "simplex_etf", "ebv", "sparse_etf"),
 }

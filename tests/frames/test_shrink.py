@@ -12,7 +12,7 @@ from equinets.nn import PointNet
 from equinets.testing import assert_equivariant, random_group_elements
 
 POLICIES = [("shrink", "none"), ("shrink", "blend"), ("shrink", "harmonic"), ("all", "harmonic"), ("extent", "none"),
-            ("extent", "harmonic")]
+            ("extent", "harmonic"), ("detail", "none"), ("detail", "harmonic")]
 
 
 def _skewed(b=3, n=64, seed=0):
@@ -29,7 +29,8 @@ def _net(out=4):
 
 @pytest.mark.parametrize("group,signs,degenerate", [(g, s, d) for g in ("E3", "SE3") for s, d in POLICIES]
                          + [("O3", "shrink", "harmonic"), ("SO3", "shrink", "harmonic"),
-                            ("O3", "extent", "harmonic"), ("SO3", "extent", "harmonic")])
+                            ("O3", "extent", "harmonic"), ("SO3", "extent", "harmonic"),
+                            ("O3", "detail", "harmonic"), ("SO3", "detail", "harmonic")])
 def test_every_policy_is_exactly_equivariant_float64(group, signs, degenerate):
     fa = FrameAveraging(_net(), group, irreps_out="0e + 1o", signs=signs, degenerate=degenerate).eval()
     torch.manual_seed(1)
@@ -148,7 +149,8 @@ def test_weights_and_outputs_are_continuous_across_the_sign_threshold():
     assert smooth_steps.max() < 0.5 * jump  # the band spreads the switch over several steps
 
 
-@pytest.mark.parametrize("signs,degenerate", [("shrink", "blend"), ("shrink", "harmonic"), ("extent", "harmonic")])
+@pytest.mark.parametrize("signs,degenerate", [("shrink", "blend"), ("shrink", "harmonic"), ("extent", "harmonic"),
+                                                     ("detail", "harmonic")])
 @pytest.mark.parametrize(
     "name,pos",
     [
