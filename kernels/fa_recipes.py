@@ -8,18 +8,22 @@ the reference the issue's bar compares with):
 * ``all frames``: E3 FA over the paper's 8 sign frames (``fa_signs=all``), the full average in training too;
 * ``sampled frames``: the same frames, one drawn per cloud in training (``fa_num_samples=1``, stochastic FA);
 * ``shrunk frames``: ``fa_signs=shrink`` + ``fa_degenerate=harmonic``, the full (weighted) average in training;
-* ``shrunk, sampled``: the shrunk frames, one drawn per cloud from their weights in training.
+* ``shrunk, sampled``: the shrunk frames, one drawn per cloud from their weights in training;
+* ``detail, sampled``: ``fa_signs=detail`` + ``fa_degenerate=harmonic`` (signs and near-tied planes fixed by the
+  range asymmetry, then the edge centroid, then the skewness), one frame drawn per cloud in training;
+* ``detail, 8 sampled``: the same frames, 8 drawn per cloud and step (the ``shapes-hard-fa-pointnet`` recipe).
 
 Cost per step: one training step (forward, backward, Adam) on a fixed batch, timed with
 :func:`equinets._bench.compare` (pinned threads, warm-up, interleaved repeats, medians), as a ratio to the plain
 backbone in the same run; plus the mean number of framed clouds per cloud the step runs.
 
-Writes ``kernels/results/fa_recipes.csv`` and prints a Markdown table.
+Writes ``kernels/results/fa_recipes.csv`` (``--csv`` names another file) and prints a Markdown table.
 
 Usage::
 
     python kernels/fa_recipes.py [--dataset shapes-hard] [--points 256] [--train 660] [--test 330] [--epochs 4]
-                                 [--backbones pointnet dgcnn] [--threads 1]
+                                 [--backbones pointnet dgcnn] [--threads 1] [--recipes plain ...] [--csv NAME]
+                                 [--allocator default|steady]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from equinets._bench import compare, pin_threads, timing_row, write_results
+from equinets._bench import ALLOCATORS, compare, pin_threads, set_allocator, timing_row, write_results
 from equinets.train.config import resolve_config
 from equinets.train.loop import build_datasets, build_model, train
 
@@ -43,6 +47,10 @@ RECIPES = {
                       "test_rotation=SO3"],
     "shrunk, sampled": ["frame_averaging=E3", "fa_signs=shrink", "fa_degenerate=harmonic", "fa_num_samples=1",
                         "test_rotation=SO3"],
+    "detail, sampled": ["frame_averaging=E3", "fa_signs=detail", "fa_degenerate=harmonic", "fa_num_samples=1",
+                        "test_rotation=SO3"],
+    "detail, 8 sampled": ["frame_averaging=E3", "fa_signs=detail", "fa_degenerate=harmonic", "fa_num_samples=8",
+                          "test_rotation=SO3"],
 }
 BASE = {"pointnet": "shapes-pointnet", "dgcnn": "shapes-dgcnn"}
 
@@ -87,8 +95,16 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "equinets_fa_recipes_data"))
     ap.add_argument("--runs", type=Path, default=Path("runs") / "fa_recipes")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--csv", default="fa_recipes.csv", help="file name of the results under --out")
+    ap.add_argument("--allocator", choices=ALLOCATORS, default="default",
+                    help="glibc heap policy (equinets._bench.set_allocator); 'steady' removes the page faults of "
+                         "the large framed batches")
     args = ap.parse_args()
+    unknown = sorted(set(args.recipes) - set(RECIPES))
+    if unknown or "plain" not in args.recipes:
+        ap.error(f"--recipes: expected names from {list(RECIPES)} including 'plain' (the reference), got {args.recipes}")
     pin_threads(args.threads)
+    allocator = set_allocator(args.allocator)
     rows = []
     for backbone in args.backbones:
         cfgs = {r: _cfg(backbone, r, args) for r in args.recipes}
@@ -113,7 +129,7 @@ def main() -> None:
             if args.epochs == 0:  # cost per step only
                 rows.append({"backbone": backbone, "recipe": r, "frames_per_cloud_train": f"{frames[r]:.2f}",
                              **timing_row(timing[r], timing["plain"]), "points": cfg["num_points"],
-                             "batch": cfg["batch_size"], "dataset": cfg["dataset"]})
+                             "batch": cfg["batch_size"], "dataset": cfg["dataset"], "allocator": allocator})
                 print(rows[-1], flush=True)
                 continue
             out_dir = args.runs / f"{backbone}-{r.replace(' ', '_').replace(',', '')}"
@@ -129,10 +145,11 @@ def main() -> None:
                          "test_acc": f"{100 * res['acc']:.1f}", "balanced_acc": f"{100 * res['balanced_acc']:.1f}",
                          "frames_per_cloud_train": f"{frames[r]:.2f}",
                          **timing_row(timing[r], timing["plain"]), "train_seconds": f"{train_s:.0f}",
-                         "epochs": cfg["epochs"], "points": cfg["num_points"], "dataset": cfg["dataset"]})
+                         "epochs": cfg["epochs"], "points": cfg["num_points"], "dataset": cfg["dataset"],
+                         "allocator": allocator})
             print(rows[-1], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_results(rows, args.out / "fa_recipes.csv")
+    write_results(rows, args.out / args.csv)
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for row in rows:

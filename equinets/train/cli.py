@@ -251,7 +251,7 @@ def _cmd_eval(args) -> int:
                                   f"{state['model_args'].get('in_channels')}/{state['model_args'].get('out_channels')} "
                                   f"but the {cfg['eval_split']} data give {now['in_channels']}/{now['out_channels']}")
     device = torch.device("cuda" if cfg["device"] != "cpu" and torch.cuda.is_available() else "cpu")
-    metrics = evaluate(model.to(device), eval_ds, cfg, device=device)
+    metrics = evaluate(model.to(device), eval_ds, cfg, device=device, per_class=True)
     print(_dumps({"checkpoint": str(args.checkpoint), "epoch": state["epoch"],
                   "test_rotation": cfg["test_rotation"], **metrics}))
     return 0

@@ -392,8 +392,12 @@ def _meter(cfg, ds):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInfo | None = None) -> dict:
-    """Evaluate ``model`` on ``ds`` under ``cfg['test_rotation']`` (fixed, seeded rotations)."""
+def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInfo | None = None,
+             per_class: bool = False) -> dict:
+    """Evaluate ``model`` on ``ds`` under ``cfg['test_rotation']`` (fixed, seeded rotations).
+
+    With ``per_class=True`` a classification result also holds ``per_class_acc``: ``{class name: recall}`` over the
+    classes present in ``ds`` (the names are ``ds.classes`` where the dataset has them, else the class ids)."""
     from torch_geometric.loader import DataLoader
 
     device = device or next(model.parameters()).device
@@ -409,7 +413,13 @@ def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInf
         loss, n = _loss_and_update(out, batch, cfg, meter, num_out)
         meter.add_loss(loss, n)
     meter.all_reduce()
-    return meter.compute()
+    out = meter.compute()
+    if per_class and isinstance(meter, ClassificationMeter):
+        names = list(getattr(ds, "classes", None) or range(meter.num_classes))
+        if len(names) != meter.num_classes:
+            names = list(range(meter.num_classes))
+        out["per_class_acc"] = {str(n): float(r) for n, r in zip(names, meter.per_class_recall()) if r == r}
+    return out
 
 
 def _optimizer(cfg, model):

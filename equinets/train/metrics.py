@@ -191,6 +191,22 @@ class ClassificationMeter(_Meter):
         out = {"acc": float(cm.diagonal().sum()) / total, "balanced_acc": float(recall.mean())}
         return {**self._loss(), **out}
 
+    def per_class_recall(self) -> Tensor:
+        """Recall of each class, ``(C,)`` float64: ``confusion[c, c] / confusion[c].sum()``, NaN for a class with
+        no samples (so a missing class is never reported as 0 % or 100 %).
+
+        >>> m = ClassificationMeter(3)
+        >>> m.update(torch.tensor([[2., 0, 0], [0, 2, 0], [0, 2, 0]]), torch.tensor([0, 1, 2]))
+        >>> m.per_class_recall().tolist()
+        [1.0, 1.0, 0.0]
+        """
+        cm = self.confusion.cpu()
+        support = cm.sum(1)
+        out = torch.full((self.num_classes,), float("nan"), dtype=torch.float64)
+        present = support > 0
+        out[present] = cm.diagonal()[present] / support[present]
+        return out
+
 
 def shape_ious(logits: Tensor, y: Tensor, category: Tensor, batch: Tensor, part_mask: Tensor) -> Tensor:
     """Per-shape mean part IoU under ShapeNetPart's conventions.

@@ -13,7 +13,8 @@ from equinets.train.config import ConfigError, resolve_config
 POS = torch.randn(10, 3, dtype=torch.float64)
 
 BAD_OPTIONS = {
-    "signs unknown": (dict(signs="some"), ValueError, "signs must be one of 'all', 'shrink', 'extent', 'detail', got 'some'"),
+    "signs unknown": (dict(signs="some"), ValueError,
+                      "signs must be one of 'all', 'shrink', 'extent', 'detail', got 'some'"),
     "signs not a string": (dict(signs=1), TypeError, "signs must be a string"),
     "sign_tol zero": (dict(sign_tol=0.0), ValueError, "sign_tol must be > 0, got 0.0"),
     "sign_tol string": (dict(sign_tol="0.1"), TypeError, "sign_tol must be a real number"),

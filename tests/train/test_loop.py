@@ -156,6 +156,9 @@ def test_eval_cli_reproduces_final_metrics_and_takes_test_rotation(tmp_path, cap
     assert main(["eval", "--checkpoint", str(out / "last.pt")]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["acc"] == pytest.approx(final["acc"], abs=1e-12)
+    per_class = got["per_class_acc"]  # named by the dataset's classes; their mean is the balanced accuracy
+    assert per_class and all(isinstance(k, str) and 0 <= v <= 1 for k, v in per_class.items())
+    assert sum(per_class.values()) / len(per_class) == pytest.approx(final["balanced_acc"], abs=1e-12)
     assert main(["eval", "--checkpoint", str(out / "last.pt"), "test_rotation=SO3"]) == 0
     assert json.loads(capsys.readouterr().out)["test_rotation"] == "SO3"
 

@@ -23,6 +23,14 @@ def test_classification_matches_loops():
         recalls.append(sum(int(pred[i] == c) for i in idx) / len(idx))
     assert out["acc"] == pytest.approx(acc, abs=1e-12)
     assert out["balanced_acc"] == pytest.approx(sum(recalls) / C, abs=1e-12)
+    assert m.per_class_recall().tolist() == pytest.approx(recalls, abs=1e-12)
+
+
+def test_per_class_recall_is_nan_for_an_absent_class():
+    m = ClassificationMeter(3)
+    m.update(torch.tensor([[0.0, 1, 0], [1.0, 0, 0]]), torch.tensor([1, 1]))
+    r = m.per_class_recall()
+    assert r[1] == 0.5 and torch.isnan(r[0]) and torch.isnan(r[2])
 
 
 def _slow_shape_iou(logits, y, parts):
