@@ -86,9 +86,11 @@ class FrameAveraging(nn.Module):
             (whose ``max_frames`` is a different thing, a *cap* on enumeration).
         tol, degenerate, num_angles: degenerate-spectrum policy, see :func:`pca_frames`
             (``degenerate="harmonic"``: near-ties oriented by angular moments, with ``tie_tol``).
-        signs, sign_tol: ``"all"`` (the paper: average over every sign flip) or ``"shrink"`` (signs
+        signs, sign_tol: ``"all"`` (the paper: average over every sign flip), ``"shrink"`` (signs
             fixed by the skewness of the projections, only ambiguous axes averaged: usually a single
-            frame, the cost of the plain backbone), see :func:`pca_frames`.
+            frame, the cost of the plain backbone), ``"extent"`` (the range asymmetry first, then the
+            skewness) or ``"detail"`` (the range asymmetry, then the edge centroid, then the skewness: for
+            near-symmetric solids told apart by small details), see :func:`pca_frames`.
         tie_tol: band of the ``"harmonic"`` tie policy, see :func:`pca_frames`.
 
     Shapes:
