@@ -185,10 +185,8 @@ class ClassificationMeter(_Meter):
         total = float(cm.sum())
         if total == 0:
             raise self._empty("samples")
-        support = cm.sum(1)
-        present = support > 0
-        recall = cm.diagonal()[present] / support[present]
-        out = {"acc": float(cm.diagonal().sum()) / total, "balanced_acc": float(recall.mean())}
+        recall = self.per_class_recall()
+        out = {"acc": float(cm.diagonal().sum()) / total, "balanced_acc": float(recall.nanmean())}
         return {**self._loss(), **out}
 
     def per_class_recall(self) -> Tensor:
