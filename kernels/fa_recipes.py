@@ -81,7 +81,7 @@ def _step_fn(cfg: dict, batch):
     return model, step
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="shapes-hard")
     ap.add_argument("--points", type=int, default=256)
@@ -99,10 +99,12 @@ def main() -> None:
     ap.add_argument("--allocator", choices=ALLOCATORS, default="default",
                     help="glibc heap policy (equinets._bench.set_allocator); 'steady' removes the page faults of "
                          "the large framed batches")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     unknown = sorted(set(args.recipes) - set(RECIPES))
     if unknown or "plain" not in args.recipes:
         ap.error(f"--recipes: expected names from {list(RECIPES)} including 'plain' (the reference), got {args.recipes}")
+    if Path(args.csv).name != args.csv or not args.csv.endswith(".csv"):
+        ap.error(f"--csv: expected a file name ending in .csv (written under --out), got {args.csv!r}")
     pin_threads(args.threads)
     allocator = set_allocator(args.allocator)
     rows = []
