@@ -214,26 +214,15 @@ def test_solver_ce_imbalanced_minority_classifier_shrinks():
     assert r.grad_norm < 1e-7
 
 
-def _script(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "kernels" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_kernels_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_theory_scripts_write_their_tables_and_figures(tmp_path):
-    rows = _script("collapse_ufm_dang").main(["--solver-sizes", "10", "--out", str(tmp_path)])
+def test_theory_scripts_write_their_tables_and_figures(tmp_path, kernel_script):
+    rows = kernel_script("collapse_ufm_dang").main(["--solver-sizes", "10", "--out", str(tmp_path)])
     cf2 = {r["n_K"]: r for r in rows if r["kind"] == "closed_form" and r["M"] == 2}
     assert cf2[9]["pp_KK"] == 0.0 and cf2[10]["pp_KK"] > 1.5  # the M = 2 jump at n* = 9.66
     near = next(r for r in rows if r["kind"] == "solver_near_prediction")
     assert near["max_abs_err_pp"] < 1e-4 and near["objective"] == pytest.approx(near["closed_form_objective"], abs=1e-9)
-    rows = _script("collapse_ufm_mixup").main(["--out", str(tmp_path)])
+    rows = kernel_script("collapse_ufm_mixup").main(["--out", str(tmp_path)])
     assert max(abs(r["gap_minus_log_odds"]) for r in rows if r["lambda_H"] == 1e-4 and r["lambda"] <= 0.9) < 1e-2
-    rows = _script("collapse_central_path").main(["--t-end", "3", "--steps", "60", "--out", str(tmp_path)])
+    rows = kernel_script("collapse_central_path").main(["--t-end", "3", "--steps", "60", "--out", str(tmp_path)])
     assert all(r["strictly_decreasing"] for r in rows)
     for stem in ("collapse_ufm_dang", "collapse_ufm_mixup", "collapse_central_path"):
         assert (tmp_path / f"{stem}.csv").stat().st_size > 0 and (tmp_path / f"{stem}.png").stat().st_size > 0

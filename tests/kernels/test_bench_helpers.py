@@ -125,15 +125,11 @@ def test_bench_fa_overhead_quick_times_the_captured_backbone_call(tmp_path):
         float(row["frame_averaging_median_ms"]) / float(row["backbone_median_ms"]) - 1, abs=2e-3)
 
 
-def test_fa_benchmark_baseline_is_the_exact_input_frame_averaging_feeds_the_backbone():
-    import importlib.util
-
+def test_fa_benchmark_baseline_is_the_exact_input_frame_averaging_feeds_the_backbone(kernel_script):
     from equinets.frames import FrameAveraging
     from equinets.nn import PointNet
 
-    spec = importlib.util.spec_from_file_location("bench_fa_overhead", ROOT / "kernels/bench_fa_overhead.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = kernel_script("bench_fa_overhead")
     net = PointNet(0, 4, emb_dims=16).double().eval()
     fa = FrameAveraging(net, "E3", degenerate="none").eval()
     pos = torch.randn(3, 10, 3, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)

@@ -1,19 +1,8 @@
 """The recipes script refuses bad ``--recipes``, ``--csv`` and ``--allocator`` before it builds or times anything."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "kernels" / "fa_recipes.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("fa_recipes", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -25,9 +14,9 @@ def _script():
     (["--csv", "results.txt"], r"--csv: expected a file name ending in \.csv"),
     (["--allocator", "jemalloc"], r"--allocator: invalid choice: 'jemalloc'"),
 ])
-def test_bad_arguments_are_refused_before_any_work(argv, match, capsys, tmp_path):
+def test_bad_arguments_are_refused_before_any_work(argv, match, capsys, tmp_path, kernel_script):
     with pytest.raises(SystemExit) as e:
-        _script().main(argv + ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"),
+        kernel_script("fa_recipes").main(argv + ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"),
                                "--data", str(tmp_path / "data")])
     assert e.value.code == 2
     assert re.search(match, capsys.readouterr().err)

@@ -145,17 +145,12 @@ def test_configs_resolve_and_differ_only_in_the_product():
     assert g["eval_split"] == "val" and g["test_at_best"] and g["use_features"]
 
 
-def test_comparison_script_trains_both_products_one_epoch_through_the_library_trainer(tmp_path):
+def test_comparison_script_trains_both_products_one_epoch_through_the_library_trainer(tmp_path, kernel_script):
     """kernels/nbody_segnn.py on a tiny set: both networks train one epoch through equinets.train.train (finite
     test MSE at the best validation epoch), the step times are measured and the CSV is labelled a smoke run."""
     import csv
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "kernels" / "nbody_segnn.py"
-    spec = importlib.util.spec_from_file_location("nbody_segnn", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = kernel_script("nbody_segnn")
     threads = torch.get_num_threads()
     try:
         rows = script.main(["--epochs", "1", "--num-train", "20", "--num-val", "20", "--num-test", "20",

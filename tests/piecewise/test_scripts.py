@@ -1,23 +1,12 @@
 """The APEN benchmark and bound scripts at tiny sizes: they run, write their CSV and figure, and the bound holds."""
 
 import csv
-import importlib.util
 import json
 import math
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "kernels" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_bench_apen_quick(tmp_path, capsys):
-    mod = _load("bench_apen")
+def test_bench_apen_quick(tmp_path, capsys, kernel_script):
+    mod = kernel_script("bench_apen")
     rows = mod.main(["--quick", "--no-memory", "--out", str(tmp_path)])
     assert {r["table"] for r in rows} == {"cost", "parts", "points"}
     with open(tmp_path / "apen_bench.csv") as f:
@@ -30,8 +19,8 @@ def test_bench_apen_quick(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["peak_mib"] >= 0
 
 
-def test_apen_bound_quick_refinements_are_exact_and_the_bound_holds(tmp_path):
-    mod = _load("apen_bound")
+def test_apen_bound_quick_refinements_are_exact_and_the_bound_holds(tmp_path, kernel_script):
+    mod = kernel_script("apen_bound")
     rows = mod.main(["--parts", "2", "48", "--variances", "0.003", "--clouds", "2", "--samples", "3",
                      "--points-per-part", "16", "--out", str(tmp_path)])
     assert (tmp_path / "apen_bound.csv").exists() and (tmp_path / "apen_bound.png").stat().st_size > 0
@@ -43,8 +32,8 @@ def test_apen_bound_quick_refinements_are_exact_and_the_bound_holds(tmp_path):
     assert any(not math.isnan(r["err_given_refinement_max"]) for r in rows)
 
 
-def test_apen_bound_exactness_table(tmp_path):
-    rows = _load("apen_bound").main(["--exactness", "--quick", "--out", str(tmp_path)])
+def test_apen_bound_exactness_table(tmp_path, kernel_script):
+    rows = kernel_script("apen_bound").main(["--exactness", "--quick", "--out", str(tmp_path)])
     assert (tmp_path / "apen_exactness.csv").exists() and len(rows) == 8
     for r in rows:
         tol = 1e-12 if r["dtype"] == "float64" else 1e-4
@@ -54,8 +43,8 @@ def test_apen_bound_exactness_table(tmp_path):
             assert r["refinement"] < tol
 
 
-def test_apen_compare_partial_run_keeps_the_other_models_rows():
-    mod = _load("apen_compare")
+def test_apen_compare_partial_run_keeps_the_other_models_rows(kernel_script):
+    mod = kernel_script("apen_compare")
     old = [{"experiment": e, "method": m, "v": 1} for e in ("articulated", "subject")
            for m in (*mod.METHODS.values(), mod.ORACLE)]
     new = [{"experiment": "articulated", "method": m, "v": 2} for m in (mod.ORACLE, mod.METHODS["apen"])]
