@@ -415,10 +415,11 @@ def evaluate(model: nn.Module, ds, cfg: dict, *, device=None, dist_info: DistInf
     meter.all_reduce()
     out = meter.compute()
     if per_class and isinstance(meter, ClassificationMeter):
-        names = list(getattr(ds, "classes", None) or range(meter.num_classes))
-        if len(names) != meter.num_classes:
-            names = list(range(meter.num_classes))
-        out["per_class_acc"] = {str(n): float(r) for n, r in zip(names, meter.per_class_recall()) if r == r}
+        names = getattr(ds, "classes", None)
+        if not names or len(names) != meter.num_classes:
+            names = range(meter.num_classes)
+        recall = meter.per_class_recall().tolist()
+        out["per_class_acc"] = {str(n): r for n, r in zip(names, recall) if not math.isnan(r)}
     return out
 
 
