@@ -12,7 +12,8 @@ fresh clouds and weights with 4 group elements each.
 
 Every frame policy (:func:`equinets.frames.pca_frames` ``signs`` x ``degenerate``): the paper's ``all``/``blend``
 on the full grid above; ``shrink``/``blend``, ``shrink``/``harmonic``, ``all``/``harmonic``, ``shrink``/``none``,
-``extent``/``harmonic`` and ``detail``/``harmonic`` on both levels, both input types and all output irreps together,
+``extent``/``harmonic``, ``detail``/``harmonic`` and ``faces``/``harmonic`` on both levels, both input types and all
+output irreps together,
 on the Gaussian clouds and on skewed ones (exponential coordinates: the shrunk frame is a single frame there).
 Degenerate clouds (one point, duplicated points, a line, a square, a cube's corners, a sampled cylinder and sphere):
 outputs and gradients finite, per policy.
@@ -44,7 +45,8 @@ POLICIES = {"all/blend": dict(signs="all", degenerate="blend"), "shrink/blend": 
             "shrink/harmonic": dict(signs="shrink", degenerate="harmonic"),
             "all/harmonic": dict(signs="all", degenerate="harmonic"), "shrink/none": dict(signs="shrink", degenerate="none"),
             "extent/harmonic": dict(signs="extent", degenerate="harmonic"),
-            "detail/harmonic": dict(signs="detail", degenerate="harmonic")}
+            "detail/harmonic": dict(signs="detail", degenerate="harmonic"),
+            "faces/harmonic": dict(signs="faces", degenerate="harmonic")}
 
 
 def _clouds(b: int, n: int, dtype: torch.dtype, kind: str = "gaussian") -> torch.Tensor:

@@ -11,7 +11,9 @@ the reference the issue's bar compares with):
 * ``shrunk, sampled``: the shrunk frames, one drawn per cloud from their weights in training;
 * ``detail, sampled``: ``fa_signs=detail`` + ``fa_degenerate=harmonic`` (signs and near-tied planes fixed by the
   range asymmetry, then the edge centroid, then the skewness), one frame drawn per cloud in training;
-* ``detail, 8 sampled``: the same frames, 8 drawn per cloud and step (the ``shapes-hard-fa-pointnet`` recipe).
+* ``detail, 8 sampled``: the same frames, 8 drawn per cloud and step;
+* ``faces, 8 sampled``: ``fa_signs=faces`` (``detail`` with large flat faces after the edges, also orienting
+  near-tied planes), 8 frames drawn per cloud and step (the ``shapes-hard-fa-pointnet`` recipe).
 
 Cost per step: one training step (forward, backward, Adam) on a fixed batch, timed with
 :func:`equinets._bench.compare` (pinned threads, warm-up, interleaved repeats, medians), as a ratio to the plain
@@ -51,6 +53,8 @@ RECIPES = {
                         "test_rotation=SO3"],
     "detail, 8 sampled": ["frame_averaging=E3", "fa_signs=detail", "fa_degenerate=harmonic", "fa_num_samples=8",
                           "test_rotation=SO3"],
+    "faces, 8 sampled": ["frame_averaging=E3", "fa_signs=faces", "fa_degenerate=harmonic", "fa_num_samples=8",
+                         "test_rotation=SO3"],
 }
 BASE = {"pointnet": "shapes-pointnet", "dgcnn": "shapes-dgcnn"}
 

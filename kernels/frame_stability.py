@@ -45,6 +45,7 @@ POLICIES = {
     "shrink/harmonic": dict(signs="shrink", degenerate="harmonic"),
     "extent/harmonic": dict(signs="extent", degenerate="harmonic"),
     "detail/harmonic": dict(signs="detail", degenerate="harmonic"),
+    "faces/harmonic": dict(signs="faces", degenerate="harmonic"),
 }
 METRICS = ("top_frame_change", "sampled_frame_change", "top_view_change", "sampled_view_change")
 SHAPES_CLASSES = ["cylinder", "cube", "box", "cone", "pyramid", "capsule"]  # near-symmetric classes of `shapes`

@@ -89,8 +89,10 @@ class FrameAveraging(nn.Module):
         signs, sign_tol: ``"all"`` (the paper: average over every sign flip), ``"shrink"`` (signs
             fixed by the skewness of the projections, only ambiguous axes averaged: usually a single
             frame, the cost of the plain backbone), ``"extent"`` (the range asymmetry first, then the
-            skewness) or ``"detail"`` (the range asymmetry, then the edge centroid, then the skewness: for
-            near-symmetric solids told apart by small details), see :func:`pca_frames`.
+            skewness), ``"detail"`` (the range asymmetry, then the edge centroid, then the skewness: for
+            near-symmetric solids told apart by small details) or ``"faces"`` (``"detail"`` with large flat
+            faces between the edges and the skewness, and orienting near-ties: flats on round bodies), see
+            :func:`pca_frames`.
         tie_tol: band of the ``"harmonic"`` tie policy, see :func:`pca_frames`.
 
     Shapes:

@@ -123,7 +123,7 @@ CHOICES: dict[str, tuple] = {
     "eval_split": ("test", "val"),
     "output_level": ("auto", "cloud", "point"),
     "frame_averaging": (None, "O3", "SO3", "E3", "SE3"),
-    "fa_signs": ("all", "shrink", "extent", "detail"),  # equinets.frames.SIGN_POLICIES (a test keeps them equal)
+    "fa_signs": ("all", "shrink", "extent", "detail", "faces"),  # equinets.frames.SIGN_POLICIES (a test keeps them equal)
     "fa_degenerate": ("blend", "harmonic", "none"),
     "head": ("linear", "simplex_etf", "ebv", "sparse_etf"),
 }

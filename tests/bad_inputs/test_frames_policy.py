@@ -14,7 +14,7 @@ POS = torch.randn(10, 3, dtype=torch.float64)
 
 BAD_OPTIONS = {
     "signs unknown": (dict(signs="some"), ValueError,
-                      "signs must be one of 'all', 'shrink', 'extent', 'detail', got 'some'"),
+                      "signs must be one of 'all', 'shrink', 'extent', 'detail', 'faces', got 'some'"),
     "signs not a string": (dict(signs=1), TypeError, "signs must be a string"),
     "sign_tol zero": (dict(sign_tol=0.0), ValueError, "sign_tol must be > 0, got 0.0"),
     "sign_tol string": (dict(sign_tol="0.1"), TypeError, "sign_tol must be a real number"),
@@ -63,3 +63,10 @@ def test_shapes_hard_refuses_bad_options_before_generating(kwargs, exc, msg, tmp
 def test_shapes_hard_unknown_option_through_the_registry(tmp_path):
     with pytest.raises(TypeError, match="mirror_pair"):
         create_dataset("shapes-hard", tmp_path, mirror_pair="merge")
+
+
+def test_frame_sign_stats_refuses_an_unknown_statistic():
+    from equinets.frames import frame_sign_stats
+
+    with pytest.raises(ValueError, match="statistic must be one of 'skewness', 'extent', 'edges', 'faces', got 'face'"):
+        frame_sign_stats(POS, statistic="face")

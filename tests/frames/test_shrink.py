@@ -12,7 +12,8 @@ from equinets.nn import PointNet
 from equinets.testing import assert_equivariant, random_group_elements
 
 POLICIES = [("shrink", "none"), ("shrink", "blend"), ("shrink", "harmonic"), ("all", "harmonic"), ("extent", "none"),
-            ("extent", "harmonic"), ("detail", "none"), ("detail", "harmonic")]
+            ("extent", "harmonic"), ("detail", "none"), ("detail", "harmonic"), ("faces", "none"),
+            ("faces", "harmonic")]
 
 
 def _skewed(b=3, n=64, seed=0):
@@ -30,7 +31,8 @@ def _net(out=4):
 @pytest.mark.parametrize("group,signs,degenerate", [(g, s, d) for g in ("E3", "SE3") for s, d in POLICIES]
                          + [("O3", "shrink", "harmonic"), ("SO3", "shrink", "harmonic"),
                             ("O3", "extent", "harmonic"), ("SO3", "extent", "harmonic"),
-                            ("O3", "detail", "harmonic"), ("SO3", "detail", "harmonic")])
+                            ("O3", "detail", "harmonic"), ("SO3", "detail", "harmonic"),
+                            ("O3", "faces", "harmonic"), ("SO3", "faces", "harmonic")])
 def test_every_policy_is_exactly_equivariant_float64(group, signs, degenerate):
     fa = FrameAveraging(_net(), group, irreps_out="0e + 1o", signs=signs, degenerate=degenerate).eval()
     torch.manual_seed(1)
@@ -150,7 +152,7 @@ def test_weights_and_outputs_are_continuous_across_the_sign_threshold():
 
 
 @pytest.mark.parametrize("signs,degenerate", [("shrink", "blend"), ("shrink", "harmonic"), ("extent", "harmonic"),
-                                                     ("detail", "harmonic")])
+                                                     ("detail", "harmonic"), ("faces", "harmonic")])
 @pytest.mark.parametrize(
     "name,pos",
     [

@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--recipes", "plain", "detail, 4 sampled"], r"--recipes: expected names from \[.*'detail, 8 sampled'\] "
+    (["--recipes", "plain", "detail, 4 sampled"], r"--recipes: expected names from \[.*'faces, 8 sampled'\] "
                                                    r"including 'plain' \(the reference\), got \['plain', 'detail, 4"),
     (["--recipes", "sampled frames"], r"--recipes: expected names .* including 'plain'"),
     (["--csv", "../elsewhere.csv"], r"--csv: expected a file name ending in \.csv \(written under --out\), "
