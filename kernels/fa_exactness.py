@@ -13,8 +13,8 @@ fresh clouds and weights with 4 group elements each.
 Every frame policy (:func:`equinets.frames.pca_frames` ``signs`` x ``degenerate``): the paper's ``all``/``blend``
 on the full grid above; ``shrink``/``blend``, ``shrink``/``harmonic``, ``all``/``harmonic``, ``shrink``/``none``,
 ``extent``/``harmonic``, ``detail``/``harmonic`` and ``faces``/``harmonic`` on both levels, both input types and all
-output irreps together,
-on the Gaussian clouds and on skewed ones (exponential coordinates: the shrunk frame is a single frame there).
+output irreps together, on the Gaussian clouds and on skewed ones (exponential coordinates: the shrunk frame is a
+single frame there).
 Degenerate clouds (one point, duplicated points, a line, a square, a cube's corners, a sampled cylinder and sphere):
 outputs and gradients finite, per policy.
 

@@ -17,11 +17,13 @@ deviation ``--jitter`` (the training jitter). For each frame policy of :func:`eq
   symmetry of the shape give the same view, so this counts only the changes a backbone can see;
 * ``frames``: mean number of frames with positive weight (the cost of the full average).
 
-Writes ``kernels/results/frame_stability.csv`` (per class) and ``frame_stability_summary.csv`` (per policy).
+Writes ``kernels/results/frame_stability.csv`` (per class) and ``frame_stability_summary.csv`` (per policy);
+``--name`` names other files (for a ``--policies`` subset, so that the full table is not overwritten).
 
 Usage::
 
     python kernels/frame_stability.py [--points 1024] [--instances 4] [--resamples 4] [--threads 1]
+                                      [--policies NAME ...] [--name frame_stability]
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def _changes(fa, fb, xa, xb, angle, sub, floor):
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=1024)
     ap.add_argument("--instances", type=int, default=4)
@@ -103,11 +105,21 @@ def main() -> None:
     ap.add_argument("--chamfer-points", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = ap.parse_args()
+    ap.add_argument("--policies", nargs="+", default=list(POLICIES), metavar="NAME",
+                    help=f"policies to measure (default: all of {list(POLICIES)})")
+    ap.add_argument("--name", default="frame_stability",
+                    help="stem of the output files: NAME.csv and NAME_summary.csv (default: frame_stability)")
+    args = ap.parse_args(argv)
+    bad = [p for p in args.policies if p not in POLICIES]
+    if bad:
+        ap.error(f"--policies: expected names from {list(POLICIES)}, got {bad}")
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        ap.error(f"--name: expected a plain file stem, got {args.name!r}")
+    policies = {p: POLICIES[p] for p in args.policies}
     torch.set_num_threads(args.threads)
     rows = []
     for ds, name, build in _classes():
-        acc = {(p, kind): [] for p in POLICIES for kind in ("resample", "jitter")}
+        acc = {(p, kind): [] for p in policies for kind in ("resample", "jitter")}
         for inst in range(args.instances):
             patches = build(np.random.default_rng([11, inst, len(name)]))
             rng = np.random.default_rng([12, inst, len(name)])
@@ -120,7 +132,7 @@ def main() -> None:
             x1 = torch.from_numpy(others["resample"][0])
             sub = args.chamfer_points  # noise floor: a resample against the base cloud, both in their common pose
             floor = float(_chamfer((xb[:sub] - xb.mean(0))[None], (x1[:sub] - x1.mean(0))[None])[0, 0])
-            for pol, kw in POLICIES.items():
+            for pol, kw in policies.items():
                 fb = pca_frames(xb, **kw)
                 for kind, clouds in others.items():
                     for c in clouds:
@@ -135,18 +147,18 @@ def main() -> None:
         print(ds, name, " | ".join(f"{r['policy']} {r['perturbation']}: " + " ".join(r[k] for k in METRICS)
                                    + f" F {r['frames']}" for r in rows[-len(acc):]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "frame_stability.csv")
+    write_csv(rows, args.out / f"{args.name}.csv")
     summary = []
     for ds in ("shapes-hard", "shapes"):
-        for pol in POLICIES:
+        for pol in policies:
             for kind in ("resample", "jitter"):
                 sel = [r for r in rows if r["dataset"] == ds and r["policy"] == pol and r["perturbation"] == kind]
                 summary.append({"dataset": ds, "policy": pol, "perturbation": kind,
                                 **{k: f"{np.mean([float(r[k]) for r in sel]):.3f}" for k in METRICS},
                                 "frames": f"{np.mean([float(r['frames']) for r in sel]):.1f}"})
                 print(summary[-1])
-    write_csv(summary, args.out / "frame_stability_summary.csv")
-    print(f"wrote {args.out / 'frame_stability.csv'} and frame_stability_summary.csv")
+    write_csv(summary, args.out / f"{args.name}_summary.csv")
+    print(f"wrote {args.out / (args.name + '.csv')} and {args.name}_summary.csv")
 
 
 if __name__ == "__main__":
