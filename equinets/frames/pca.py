@@ -462,12 +462,26 @@ def _range_asymmetry(d: Tensor, w: Tensor, b: Tensor, B: int, U: Tensor) -> Tens
     return torch.where(ok, (hi + lo) / span.clamp_min(1e-300), torch.zeros_like(span))
 
 
-def _gaussian_kernel(x: Tensor, wx: Tensor, r2) -> Tensor:
-    """``(n, n)`` kernel ``exp(-|x_i - x_j|^2 / r2) * wx_j`` of one cloud, built in one buffer (memory-bound sizes)."""
-    sq = x.square().sum(1)
+def _local_covariances(x: Tensor, wx: Tensor, bandwidth: float) -> tuple[Tensor, Tensor] | None:
+    """Gaussian-weighted local covariances ``(n, 3, 3)`` (symmetrised) of one cloud, and the squared bandwidth ``r^2``.
+
+    ``r`` = ``bandwidth`` times the (weighted) RMS radius; point ``j`` weighs ``wx_j exp(-|x_i - x_j|^2 / r^2)`` in
+    the covariance of point ``i``. The ``(n, n)`` kernel is built in one buffer (memory-bound sizes). ``None`` for a
+    cloud without extent (``r = 0``). Shared by the edge weights and the face field.
+    """
+    tiny = torch.finfo(x.dtype).tiny
+    x = x - (wx[:, None] * x).sum(0) / wx.sum().clamp_min(tiny)
+    r2 = (bandwidth ** 2) * (wx * x.square().sum(1)).sum() / wx.sum().clamp_min(tiny)
+    if not r2 > 0:
+        return None
+    n, sq = x.shape[0], x.square().sum(1)
     K = x @ x.T
-    K.mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_min_(0.0).mul_(-1.0 / r2).exp_()
-    return K.mul_(wx[None, :])
+    K.mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_min_(0.0).mul_(-1.0 / r2).exp_().mul_(wx[None, :])
+    ks = K.sum(1, keepdim=True).clamp_min(tiny)
+    mu = K @ x / ks
+    S = (K @ (x[:, :, None] * x[:, None, :]).reshape(n, 9)).reshape(n, 3, 3) / ks[:, :, None]
+    C = S - mu[:, :, None] * mu[:, None, :]
+    return 0.5 * (C + C.mT), r2
 
 
 def _edge_weights(d: Tensor, w: Tensor, b: Tensor, B: int) -> Tensor:
@@ -481,19 +495,13 @@ def _edge_weights(d: Tensor, w: Tensor, b: Tensor, B: int) -> Tensor:
     start = 0
     for n in counts:
         x, wx = d[start:start + n], w[start:start + n]
-        if n > 1:
-            x = x - (wx[:, None] * x).sum(0) / wx.sum().clamp_min(torch.finfo(d.dtype).tiny)
-            r2 = (EDGE_BANDWIDTH ** 2) * (wx * x.square().sum(1)).sum() / wx.sum().clamp_min(torch.finfo(d.dtype).tiny)
-            if r2 > 0:
-                K = _gaussian_kernel(x, wx, r2)
-                ks = K.sum(1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
-                mu = K @ x / ks
-                S = (K @ (x[:, :, None] * x[:, None, :]).reshape(n, 9)).reshape(n, 3, 3) / ks[:, :, None]
-                C = S - mu[:, :, None] * mu[:, None, :]
-                ev = torch.linalg.eigvalsh(0.5 * (C + C.mT)).clamp_min(0.0)
-                # regularised by 5 % of r^2 (a point on a face has tr C about r^2): an isolated point, whose
-                # local covariance vanishes, is no edge, and the ratio stays well conditioned (rounding ~1e-14)
-                out[start:start + n] = ev[:, 0] / (ev.sum(1) + 0.05 * r2)
+        local = _local_covariances(x, wx, EDGE_BANDWIDTH) if n > 1 else None
+        if local is not None:
+            C, r2 = local
+            ev = torch.linalg.eigvalsh(C).clamp_min(0.0)
+            # regularised by 5 % of r^2 (a point on a face has tr C about r^2): an isolated point, whose
+            # local covariance vanishes, is no edge, and the ratio stays well conditioned (rounding ~1e-14)
+            out[start:start + n] = ev[:, 0] / (ev.sum(1) + 0.05 * r2)
         start += n
     return out
 
@@ -524,25 +532,19 @@ def _face_field(d: Tensor, w: Tensor, b: Tensor, B: int) -> tuple[Tensor, Tensor
     start = 0
     for n in counts:
         x, wx = d[start:start + n], w[start:start + n]
-        if n > 2:
-            x = x - (wx[:, None] * x).sum(0) / wx.sum().clamp_min(tiny)
-            r2 = (FACE_BANDWIDTH ** 2) * (wx * x.square().sum(1)).sum() / wx.sum().clamp_min(tiny)
-            if r2 > 0:
-                K = _gaussian_kernel(x, wx, r2)
-                ks = K.sum(1, keepdim=True).clamp_min(tiny)
-                mu = K @ x / ks
-                S = (K @ (x[:, :, None] * x[:, None, :]).reshape(n, 9)).reshape(n, 3, 3) / ks[:, :, None]
-                ev, vec = torch.linalg.eigh(0.5 * ((S - mu[:, :, None] * mu[:, None, :])
-                                                   + (S - mu[:, :, None] * mu[:, None, :]).mT))
-                ev = ev.clamp_min(0.0)
-                nrm = vec[:, :, 0]
-                pi = (ev[:, 1] - ev[:, 0]) / (ev.sum(1) + 0.05 * r2)
-                G = nrm @ nrm.T
-                for _ in range(pw.bit_length() - 1):  # G^p by repeated squaring (p a power of 2), in place
-                    G.mul_(G)
-                c = G @ (wx * pi) / wx.sum().clamp_min(tiny)
-                m_out[start:start + n] = nrm * (nrm * x).sum(1, keepdim=True)
-                a_out[start:start + n] = wx * pi * c ** qw
+        local = _local_covariances(x, wx, FACE_BANDWIDTH) if n > 2 else None
+        if local is not None:
+            ev, vec = torch.linalg.eigh(local[0])
+            ev = ev.clamp_min(0.0)
+            nrm = vec[:, :, 0]
+            pi = (ev[:, 1] - ev[:, 0]) / (ev.sum(1) + 0.05 * local[1])
+            G = nrm @ nrm.T
+            for _ in range(pw.bit_length() - 1):  # G^p by repeated squaring (p a power of 2), in place
+                G.mul_(G)
+            c = G @ (wx * pi) / wx.sum().clamp_min(tiny)
+            xc = x - (wx[:, None] * x).sum(0) / wx.sum().clamp_min(tiny)
+            m_out[start:start + n] = nrm * (nrm * xc).sum(1, keepdim=True)
+            a_out[start:start + n] = wx * pi * c ** qw
         start += n
     return m_out, a_out
 
@@ -699,7 +701,6 @@ def _blend_bases(V: Tensor, rel: Tensor, tol: float, m: int, proper: bool) -> tu
     return bases, wts
 
 
-
 def _chain_signs(stats: list[tuple[Tensor, float]], sign_tol: float) -> tuple[Tensor, Tensor]:
     r"""Sign beliefs ``psi`` and decisiveness ``kappa`` (each ``(B, C, 3)``) from statistics in priority order.
 
@@ -719,6 +720,7 @@ def _chain_signs(stats: list[tuple[Tensor, float]], sign_tol: float) -> tuple[Te
         psi = ps + (1.0 - ps.abs()) * psi
         kappa = sign_tol * (e + (1.0 - e.clamp_max(1.0)) * kappa / sign_tol)
     return psi, kappa
+
 
 def _general_frames(d, w, wsum, b, cov, evals, V, rel, proper, centroid, translation, *, tol, degenerate, num_angles,
                     signs, sign_tol, tie_tol) -> Frames:
