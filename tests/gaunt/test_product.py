@@ -347,3 +347,21 @@ def test_tiny_dense_products_batch_last_match_the_reference_with_gradients(L1, L
     assert (out - reference(x1, x2, lo) * math.sqrt(4 * math.pi)).abs().max() < 1e-12
     assert torch.autograd.gradcheck(lambda a, b: IMPLS["grid_dense"](a, b, lo),
                                     (x1.clone().requires_grad_(), x2.clone().requires_grad_()))
+
+
+def test_no_grad_forward_keeps_a_bounded_set_of_buffer_views_and_stays_exact():
+    """The scratch forward's views are kept per (plan, batch, dtype), at most ``_SCRATCH_VIEWS_MAX`` sets; batches
+    that grow the buffers drop the sets of the old ones, and every output equals the fresh-tensor forward."""
+    g = torch.Generator().manual_seed(11)
+    p = F._sep_plan(6, 6, 12, "component", torch.device("cpu"), torch.float64)
+    with torch.no_grad():
+        for B in [3, 40, 2, *range(5, 5 + F._SCRATCH_VIEWS_MAX + 4), 97, 4]:
+            a, b = (torch.randn(B, 49, dtype=torch.float64, generator=g) for _ in range(2))
+            out = F._sep_forward_scratch(a, b, p, check=True)
+            assert torch.equal(out, F._sep_forward_half(a, b, p))
+            assert len(F._SCRATCH.views) <= F._SCRATCH_VIEWS_MAX
+        S0, S1 = F._SCRATCH.bufs[torch.float64]
+        for (_, v) in F._SCRATCH.views.values():  # every kept view lives in the current buffers
+            if v.xt.dtype == torch.float64:
+                assert v.xt.untyped_storage().data_ptr() == S0.untyped_storage().data_ptr()
+                assert v.X.untyped_storage().data_ptr() == S1.untyped_storage().data_ptr()
