@@ -85,7 +85,8 @@ def check_supported(x1: Tensor, x2: Tensor | None = None) -> None:
     """Raise before any work if the triton route cannot run on these tensors.
 
     triton missing: ``ImportError`` naming the extra. Compiled kernels (no interpreter) need CUDA
-    tensors; CPU tensors need ``TRITON_INTERPRET=1``. Only float32 and float64 are supported.
+    tensors; CPU tensors need ``TRITON_INTERPRET=1``. Only float32 and float64 are supported, and inputs of
+    degree at most 15 (``_KERNEL_MAX_PAD``: a row tile holds a whole input).
     """
     _import_triton()
     for name, x in (("x1", x1), ("x2", x2)):
@@ -100,6 +101,11 @@ def check_supported(x1: Tensor, x2: Tensor | None = None) -> None:
                                f"{x.device}; move the inputs to a CUDA device, use route='grid' or 'fourier' on "
                                f"{x.device.type}, or set TRITON_INTERPRET=1 (before the first call) to run the "
                                f"kernels in Triton's interpreter (slow; for tests)")
+    for name, x in (("x1", x1), ("x2", x2)):
+        if x is not None and x.dim() and _pad(x.shape[-1]) > _KERNEL_MAX_PAD:
+            raise ValueError(f"route='triton' supports inputs of degree L <= 15 ((L+1)**2 <= {_KERNEL_MAX_PAD} "
+                             f"coefficients: one row tile holds them whole), but {name} has {x.shape[-1]} coefficients "
+                             f"on its last axis; use route='grid' or 'fourier' for larger degrees")
     if x2 is not None and x1.device != x2.device:
         raise ValueError(f"x1 and x2 must be on the same device, got x1 on {x1.device} and x2 on {x2.device}")
 
@@ -209,8 +215,16 @@ def _pad(n: int) -> int:
 # 256 columns (L_out <= 15), so the values on the grid are computed once per row tile. The fused
 # backward keeps both input gradients as (BLOCK_B, pad(N)) accumulators, so above 128 input
 # coefficients (L > 10) it is replaced by two forward-kernel products (the create_graph composition
-# of _Trilinear.backward).
+# of _Trilinear.backward). Float64 inputs padded to 256 columns (L = 10..15) take 16-row tiles and one
+# pipeline stage: at L = 12 -> 24 the 32-row, two-stage tiles needed 233 KB of shared memory on sm_90 (limit
+# 227 KB), the smaller ones 164 KB (tests/gaunt/test_triton.py compiles these sizes ahead of time).
 _FUSED_BACKWARD_MAX = 128
+#: Widest padded input of the forward kernel (degree 15: 256 coefficients): each row tile holds its inputs
+#: whole, and wider inputs do not fit in shared memory (float64 at 1024 padded columns: 528 KB on sm_90, whose
+#: limit is 227 KB; checked ahead of time, ``tests/gaunt/test_triton.py``). Inputs above it are refused
+#: (:func:`check_supported`); the gradient compositions whose output-gradient input is wider (``L_out >= 16``)
+#: run as the same three products in torch (cuBLAS GEMMs on a GPU), differentiable to any order.
+_KERNEL_MAX_PAD = 256
 
 
 def _config(kind: str, dtype: torch.dtype, NA: int, NB: int, NO: int) -> dict:
@@ -218,7 +232,10 @@ def _config(kind: str, dtype: torch.dtype, NA: int, NB: int, NO: int) -> dict:
     f64 = dtype == torch.float64
     c = dict(NA_P=_pad(NA), NB_P=_pad(NB), num_warps=8, num_stages=2)
     if kind == "forward":
-        return dict(c, BLOCK_B=32 if f64 else 16, BLOCK_G=16 if f64 else 32, BLOCK_O=min(_pad(NO), 256))
+        big = f64 and max(c["NA_P"], c["NB_P"]) >= 256  # float64 from L = 10 on: 16 rows per tile, one stage
+        if big:
+            c["num_stages"] = 1
+        return dict(c, BLOCK_B=16 if big else 32 if f64 else 16, BLOCK_G=16 if f64 else 32, BLOCK_O=min(_pad(NO), 256))
     return dict(c, BLOCK_B=16 if f64 else 32, BLOCK_G=16, BLOCK_K=min(_pad(NO), 32))
 
 
@@ -252,6 +269,11 @@ def _trilinear_grads(g: Tensor, a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: T
     return (ga if need_a else None), (gb if need_b else None)
 
 
+def _torch_trilinear(a: Tensor, b: Tensor, P: Tensor, Q: Tensor, R: Tensor) -> Tensor:
+    """:func:`_trilinear` in torch operations (autograd to any order): for inputs wider than the kernel's tiles."""
+    return ((a @ P) * (b @ Q)) @ R
+
+
 class _Trilinear(torch.autograd.Function):
     """``T(a, b; P, Q, R) = ((a P) * (b Q)) R`` on the Triton kernels, differentiable to any order in ``a, b``.
 
@@ -271,8 +293,9 @@ class _Trilinear(torch.autograd.Function):
         need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         fused = max(a.shape[1], b.shape[1]) <= _FUSED_BACKWARD_MAX
         if torch.is_grad_enabled() or not fused:  # create_graph: a differentiable composition of forward products
-            ga = _Trilinear.apply(g, b, R.T, Q, P.T) if need_a else None
-            gb = _Trilinear.apply(g, a, R.T, P, Q.T) if need_b else None
+            T = _Trilinear.apply if _pad(g.shape[1]) <= _KERNEL_MAX_PAD else _torch_trilinear
+            ga = T(g, b, R.T, Q, P.T) if need_a else None
+            gb = T(g, a, R.T, P, Q.T) if need_b else None
         else:
             ga, gb = _trilinear_grads(g, a, b, P, Q, R, need_a, need_b)
         return ga, gb, None, None, None

@@ -173,6 +173,36 @@ def test_large_inputs_use_two_forward_products_for_the_gradient():
     assert _rel(g1, r1) < 1e-10 and _rel(g2, r2) < 1e-10
 
 
+def test_wide_output_gradients_run_as_torch_products_and_stay_exact_to_second_order(monkeypatch):
+    """Under create_graph the gradient is T(g, b; R^T, Q, P^T): at L_out = 16 (289 output coefficients, padded to
+    512) g is wider than the kernel's tiles, so those products run in torch; first and second derivatives equal
+    the grid route's."""
+    calls = []
+    monkeypatch.setattr(T, "_torch_trilinear", lambda *a: calls.append(a[0].shape) or ((a[0] @ a[2]) * (a[1] @ a[3])) @ a[4])
+    x1, x2 = _inputs(8, 8, rows=2, grad=True)
+    go = torch.randn(2, 289, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+
+    def second(fn):
+        g1, g2 = torch.autograd.grad(fn(x1, x2, 16), (x1, x2), go, create_graph=True)
+        return (g1, g2, *torch.autograd.grad((g1 ** 2).sum() + (g2 * g2.detach().cos()).sum(), (x1, x2)))
+
+    a = second(T.gaunt_product_triton)
+    assert calls and all(c[-1] == 289 for c in calls)  # only the wide compositions left the kernel
+    b = second(lambda p, q, lo: gaunt_product(p, q, lo, route="grid"))
+    assert all(_rel(u, v) < 1e-10 for u, v in zip(a, b))
+
+
+@pytest.mark.parametrize("L1, L2", [(16, 1), (1, 16)])
+def test_inputs_beyond_degree_15_are_refused_naming_the_input(L1, L2):
+    x1, x2 = _inputs(L1, L2, rows=1)
+    name = "x1" if L1 == 16 else "x2"
+    with pytest.raises(ValueError, match=rf"route='triton' supports inputs of degree L <= 15.*{name} has 289 "
+                                         r"coefficients.*route='grid'"):
+        T.gaunt_product_triton(x1, x2, 2)
+    with pytest.raises(ValueError, match="degree L <= 15"):
+        gaunt_product(x1, x2, 2, route="triton")
+
+
 _COMPILE_AHEAD = r"""
 import json, os, re, subprocess, sys, tempfile, torch, triton
 from triton.backends.compiler import GPUTarget
@@ -180,12 +210,16 @@ from triton.compiler import ASTSource
 from equinets.gaunt import _triton as T
 
 cap, out = int(sys.argv[1]), {}
+shapes = json.loads(sys.argv[2]) if len(sys.argv) > 2 else [[49, 49, 169]]  # default: L = 6 -> 12
 cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 cubin = os.path.join(tempfile.mkdtemp(), "k.cubin")
 _, fwd, bwd = T._kernels(False)
-for dtype, tdt in (("fp32", torch.float32), ("fp64", torch.float64)):
-    for name, kernel in (("forward", fwd), ("backward", bwd)):
-        cons = T._config(name, tdt, 49, 49, 169)  # L = 6 -> 12
+for (NA, NB, NO), dtype, tdt, (name, kernel) in [(s, d, t, k) for s in shapes
+                                                  for d, t in (("fp32", torch.float32), ("fp64", torch.float64))
+                                                  for k in (("forward", fwd), ("backward", bwd))]:
+        if name == "backward" and max(NA, NB) > T._FUSED_BACKWARD_MAX:
+            continue
+        cons = T._config(name, tdt, NA, NB, NO)
         opts = {k: cons.pop(k) for k in ("num_warps", "num_stages")}
         if name == "backward":
             cons |= {"NEED_A": True, "NEED_B": True}
@@ -193,8 +227,8 @@ for dtype, tdt in (("fp32", torch.float32), ("fp64", torch.float64)):
         k = triton.compile(ASTSource(kernel, sig, cons), target=GPUTarget("cuda", cap, 32), options=opts)
         open(cubin, "wb").write(k.asm["cubin"])
         use = subprocess.run([cuobjdump, "--dump-resource-usage", cubin], capture_output=True, text=True).stdout
-        out[f"{name}-{dtype}"] = [k.metadata.shared, "mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64" in k.asm["ptx"],
-                                  int(re.findall(r"STACK:(\d+)", use)[0])]
+        f64_mma = "mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64" in k.asm["ptx"]
+        out[f"{name}-{dtype}-{NA}-{NB}-{NO}"] = [k.metadata.shared, f64_mma, int(re.findall(r"STACK:(\d+)", use)[0])]
 print(json.dumps(out))
 """
 
@@ -224,8 +258,33 @@ def test_kernels_compile_for_nvidia_gpus_within_shared_memory(cap, request):
     assert len(res) == 4
     for name, (shared, f64_mma, stack) in res.items():
         assert shared <= 100 * 1024, (name, shared)
-        assert f64_mma == name.endswith("fp64"), name
+        assert f64_mma == ("fp64" in name), name
         assert stack == 0, (name, "register spills", stack)
+
+
+@pytest.mark.slow
+def test_kernels_at_the_largest_supported_sizes_fit_hopper_shared_memory(request):
+    """Without a GPU: the forward kernel at degree 12 -> 24, at the widest supported inputs (degree 15 -> 30) and
+    at the widest gradient composition it runs (256 output-gradient columns), and the fused backward at its
+    largest size (degree 10 -> 20), compiled for sm_90 in both dtypes, fit in its 227 KB of shared memory per
+    block (float64 at degree 12 used 233 KB before its tiles shrank; ``-m slow``, about a minute)."""
+    import json
+    import subprocess
+    import sys
+
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("opt-in: run with -m slow")
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    shapes = [[169, 169, 625], [256, 256, 1089], [256, 169, 169], [121, 121, 441]]
+    run = subprocess.run([sys.executable, "-c", _COMPILE_AHEAD, "90", json.dumps(shapes)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    res = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(res) == 2 * 5  # four forward shapes and one fused backward, each in both dtypes
+    for name, (shared, f64_mma, _) in res.items():
+        assert shared <= 227 * 1024, (name, shared)
+        assert f64_mma == ("fp64" in name), name
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (compiled, not interpreted, kernels)")
