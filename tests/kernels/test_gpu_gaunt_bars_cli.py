@@ -57,14 +57,40 @@ def test_without_cuda_the_default_run_skips_cleanly(tmp_path):
     (["--exact-sizes", "1,1"], "three integers"),
     (["--batch", "0"], "--batch must be >= 1, got 0"),
     (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
+    (["--L", "16"], "--L must be <= 15 (the Triton route's largest input degree), got 16"),
+    (["--exact-sizes", "1,1,2", "16,1,3"], "input degrees must be <= 15"),
 ])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, args, message):
     r = _run("--device", "cpu", "--out", str(tmp_path / "o"), *args)
     assert r.returncode == 2 and message in r.stderr
-    assert not (tmp_path / "o").exists()
+    assert r.stdout == "" and not (tmp_path / "o").exists()  # nothing measured, nothing written
 
 
 def test_cpu_without_the_interpreter_is_refused_with_the_hint(tmp_path):
     r = _run("--device", "cpu", "--out", str(tmp_path / "o"), interpret=False)
     assert r.returncode == 2 and "TRITON_INTERPRET=1" in r.stderr
-    assert not (tmp_path / "o").exists()
+    assert r.stdout == "" and not (tmp_path / "o").exists()
+
+
+def test_a_size_that_raises_is_recorded_as_failing_and_the_others_still_run(monkeypatch):
+    """On the GPU a kernel that does not build at one size must not end the run (and lose the device time)."""
+    import importlib.util
+
+    from equinets.gaunt import _triton
+
+    spec = importlib.util.spec_from_file_location("gpu_gaunt_bars", ROOT / "kernels/gpu_gaunt_bars.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    real = _triton.grid_product
+
+    def flaky(x1, x2, L1, L2, Lo, normalization):
+        if L1 == 2:
+            raise RuntimeError("out of resource: shared memory")
+        return real(x1, x2, L1, L2, Lo, normalization)
+
+    monkeypatch.setattr(_triton, "grid_product", flaky)
+    rows = mod.exactness([(1, 1, 2), (2, 1, 2)], torch.device("cpu"), rows_per_size=3, log=lambda s: None)
+    assert [(r["table"], r.get("L1"), r["pass"]) for r in rows] == [
+        ("exactness", 1, True), ("exactness", 2, False), ("gradcheck", 2, False)]
+    assert "out of resource" in rows[1]["error"] and "out of resource" in rows[2]["error"]
