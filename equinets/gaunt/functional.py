@@ -483,11 +483,13 @@ def _scratch_views(x1: Tensor, p: _SepPlan) -> _ScratchViews | None:
     """The views of the calling thread's two scratch buffers for ``p`` at ``x1``'s batch (``None`` if too big).
 
     Building the ~25 slices and views costs about a tenth of the whole route at L = 6, batch 256 (a
-    microsecond each), so they are built once per (plan, batch, dtype) and kept, up to
-    ``_SCRATCH_VIEWS_MAX`` sets; growing the buffers drops every kept set.
+    microsecond each), so they are built once per (plan, batch, dtype, inference mode) and kept, up to
+    ``_SCRATCH_VIEWS_MAX`` sets; growing the buffers drops every kept set of theirs. Calls under
+    ``torch.inference_mode`` have buffers of their own (an inference tensor cannot be written outside it).
     """
     B, n = x1.shape
-    key = (id(p), B, x1.dtype)
+    inference = torch.is_inference_mode_enabled()  # buffers made under inference mode cannot be written outside it
+    key = (id(p), B, x1.dtype, inference)
     views = getattr(_SCRATCH, "views", None)
     if views is None:
         views = _SCRATCH.views = {}
@@ -505,11 +507,11 @@ def _scratch_views(x1: Tensor, p: _SepPlan) -> _ScratchViews | None:
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None:
         bufs = _SCRATCH.bufs = {}
-    S_ = bufs.get(x1.dtype)
+    S_ = bufs.get((x1.dtype, inference))
     if S_ is None or S_[0].numel() < n0 or S_[1].numel() < n1:
-        S_ = bufs[x1.dtype] = (x1.new_empty(max(n0, S_[0].numel() if S_ else 0)),
-                               x1.new_empty(max(n1, S_[1].numel() if S_ else 0)))
-        for k in [k for k in views if k[2] == x1.dtype]:  # views of the old buffers would keep them alive
+        S_ = bufs[x1.dtype, inference] = (x1.new_empty(max(n0, S_[0].numel() if S_ else 0)),
+                                          x1.new_empty(max(n1, S_[1].numel() if S_ else 0)))
+        for k in [k for k in views if k[2:] == (x1.dtype, inference)]:  # views of the old buffers keep them alive
             del views[k]
     S0, S1 = S_
     X = S1[: M2 * lp * 2 * B].view(M2 * lp, 2 * B)

@@ -349,19 +349,30 @@ def test_tiny_dense_products_batch_last_match_the_reference_with_gradients(L1, L
                                     (x1.clone().requires_grad_(), x2.clone().requires_grad_()))
 
 
-def test_no_grad_forward_keeps_a_bounded_set_of_buffer_views_and_stays_exact():
-    """The scratch forward's views are kept per (plan, batch, dtype), at most ``_SCRATCH_VIEWS_MAX`` sets; batches
-    that grow the buffers drop the sets of the old ones, and every output equals the fresh-tensor forward."""
+def test_no_grad_forward_keeps_a_bounded_set_of_buffer_views_and_stays_exact(monkeypatch):
+    """The scratch forward's views are kept per (plan, batch, dtype, inference mode), at most ``_SCRATCH_VIEWS_MAX``
+    sets; batches that grow the buffers drop the sets of the old ones; kept sets are reused (batches repeat, one
+    from before a growth); calls under ``torch.inference_mode`` do not break later ones; every output equals the
+    fresh-tensor forward bit for bit."""
+    import threading
+
+    monkeypatch.setattr(F, "_SCRATCH", threading.local())  # a fresh thread state, whatever ran before
     g = torch.Generator().manual_seed(11)
     p = F._sep_plan(6, 6, 12, "component", torch.device("cpu"), torch.float64)
-    with torch.no_grad():
-        for B in [3, 40, 2, *range(5, 5 + F._SCRATCH_VIEWS_MAX + 4), 97, 4]:
-            a, b = (torch.randn(B, 49, dtype=torch.float64, generator=g) for _ in range(2))
+    built = []
+    real = F._ScratchViews
+    monkeypatch.setattr(F, "_ScratchViews", lambda **kw: built.append(kw["xt"].shape[1] // 2) or real(**kw))
+    batches = [40, 3, 3, 2, 40, *range(5, 5 + F._SCRATCH_VIEWS_MAX + 4), 97, 3, 97, 4]
+    for i, B in enumerate(batches):
+        a, b = (torch.randn(B, 49, dtype=torch.float64, generator=g) for _ in range(2))
+        with torch.inference_mode() if i in (3, 25) else torch.no_grad():  # 25: batch 97 grows buffers in it
             out = F._sep_forward_scratch(a, b, p, check=True)
             assert torch.equal(out, F._sep_forward_half(a, b, p))
-            assert len(F._SCRATCH.views) <= F._SCRATCH_VIEWS_MAX
-        S0, S1 = F._SCRATCH.bufs[torch.float64]
-        for (_, v) in F._SCRATCH.views.values():  # every kept view lives in the current buffers
-            if v.xt.dtype == torch.float64:
-                assert v.xt.untyped_storage().data_ptr() == S0.untyped_storage().data_ptr()
-                assert v.X.untyped_storage().data_ptr() == S1.untyped_storage().data_ptr()
+        assert len(F._SCRATCH.views) <= F._SCRATCH_VIEWS_MAX
+    assert built[:3] == [40, 3, 2]  # 3 and 40 reused; 2 (under inference mode) in buffers of its own
+    assert batches[25] == 97 and built.count(97) == 2  # once under inference mode, once without
+    assert built.count(3) == 2  # 3 rebuilt: the bound evicted it
+    for key, (_, v) in F._SCRATCH.views.items():  # every kept view lives in the current buffers of its kind
+        S0, S1 = F._SCRATCH.bufs[key[2:]]
+        assert v.xt.untyped_storage().data_ptr() == S0.untyped_storage().data_ptr()
+        assert v.X.untyped_storage().data_ptr() == S1.untyped_storage().data_ptr()
