@@ -15,15 +15,47 @@ pytest.importorskip("triton")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*args, interpret=True):
+def _load():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_gaunt_bars", ROOT / "kernels/gpu_gaunt_bars.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """``main(argv)`` in this process (no interpreter start-up per case): exit code, stdout and stderr."""
+    mod = _load()
+
+    def _run(*args, interpret=True):
+        monkeypatch.setenv("TRITON_INTERPRET", "1" if interpret else "0")
+        capsys.readouterr()
+        try:
+            code = mod.main(list(args))
+        except SystemExit as e:  # argparse's refusals
+            code = e.code
+        out, err = capsys.readouterr()
+        return _Result(code, out, err)
+
+    return _run
+
+
+def _subprocess(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    env["TRITON_INTERPRET"] = "1" if interpret else "0"
+    env.pop("TRITON_INTERPRET", None)
     return subprocess.run([sys.executable, str(ROOT / "kernels/gpu_gaunt_bars.py"), *args], env=env,
                           capture_output=True, text=True, timeout=600)
 
 
-def test_cpu_run_checks_exactness_times_every_route_and_writes_both_tables(tmp_path):
-    r = _run("--device", "cpu", "--L", "2", "--batch", "3", "--channels", "2", "--repeats", "1", "--warmup", "0",
+def test_cpu_run_checks_exactness_times_every_route_and_writes_both_tables(tmp_path, run):
+    r = run("--device", "cpu", "--L", "2", "--batch", "3", "--channels", "2", "--repeats", "1", "--warmup", "0",
              "--exact-sizes", "2,1,2", "--out", str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
@@ -47,7 +79,7 @@ def test_cpu_run_checks_exactness_times_every_route_and_writes_both_tables(tmp_p
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
 def test_without_cuda_the_default_run_skips_cleanly(tmp_path):
-    r = _run("--out", str(tmp_path / "o"), interpret=False)
+    r = _subprocess("--out", str(tmp_path / "o"))  # as a script: the __main__ path and its exit code
     assert r.returncode == 0 and r.stdout.strip() == "skipped: no CUDA"
     assert not (tmp_path / "o").exists()
 
@@ -60,27 +92,23 @@ def test_without_cuda_the_default_run_skips_cleanly(tmp_path):
     (["--L", "16"], "--L must be <= 15 (the Triton route's largest input degree), got 16"),
     (["--exact-sizes", "1,1,2", "16,1,3"], "input degrees must be <= 15"),
 ])
-def test_bad_arguments_are_refused_before_any_work(tmp_path, args, message):
-    r = _run("--device", "cpu", "--out", str(tmp_path / "o"), *args)
+def test_bad_arguments_are_refused_before_any_work(tmp_path, run, args, message):
+    r = run("--device", "cpu", "--out", str(tmp_path / "o"), *args)
     assert r.returncode == 2 and message in r.stderr
     assert r.stdout == "" and not (tmp_path / "o").exists()  # nothing measured, nothing written
 
 
-def test_cpu_without_the_interpreter_is_refused_with_the_hint(tmp_path):
-    r = _run("--device", "cpu", "--out", str(tmp_path / "o"), interpret=False)
+def test_cpu_without_the_interpreter_is_refused_with_the_hint(tmp_path, run):
+    r = run("--device", "cpu", "--out", str(tmp_path / "o"), interpret=False)
     assert r.returncode == 2 and "TRITON_INTERPRET=1" in r.stderr
     assert r.stdout == "" and not (tmp_path / "o").exists()
 
 
 def test_a_size_that_raises_is_recorded_as_failing_and_the_others_still_run(monkeypatch):
     """On the GPU a kernel that does not build at one size must not end the run (and lose the device time)."""
-    import importlib.util
-
     from equinets.gaunt import _triton
 
-    spec = importlib.util.spec_from_file_location("gpu_gaunt_bars", ROOT / "kernels/gpu_gaunt_bars.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _load()
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     real = _triton.grid_product
 
