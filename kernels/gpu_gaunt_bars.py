@@ -61,9 +61,11 @@ from equinets.train.bench import (
     _route_fns,
     _timer,
     bench_gaunt,
+    check_routes_agree,
     copy_bandwidth,
     cue_channelwise_tp,
     oeq_channelwise_tp,
+    to_mul_ir,
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -152,13 +154,7 @@ def route_bar(L: int, batch: int, channels: int, dev, repeats: int, warmup: int,
     n, rows_n = (L + 1) ** 2, batch * channels
     g = torch.Generator().manual_seed(6000 + L)
     x1, x2 = (torch.randn(rows_n, n, generator=g).to(dev) for _ in range(2))
-    ref = F._grid_sep(x1.double(), x2.double(), L, L, 2 * L, "component")
-    for name, fn in fns.items():  # the same numbers before any timing
-        with torch.no_grad():
-            err = float((fn(x1, x2, L, L, 2 * L, "component").double() - ref).norm() / ref.norm())
-        if not err < 1e-5:
-            raise RuntimeError(f"route {name} at L={L} disagrees with the float64 grid route: relative error {err:.2e}")
-    del ref
+    check_routes_agree(fns, x1, x2, L)  # the same numbers before any timing
     timer, out = _timer(dev, "wall"), []
     with torch.no_grad():
         tf = timer({k: partial(f, x1, x2, L, L, 2 * L, "component") for k, f in fns.items()}, repeats, warmup)
@@ -190,7 +186,7 @@ def channelwise_baselines(L: int, batch: int, channels: int, dev, repeats: int, 
     g = torch.Generator().manual_seed(7000 + L)
     x1 = torch.randn(batch, channels, n, generator=g).to(dev)
     x2 = torch.randn(batch, 1, n, generator=g).to(dev)  # one channel shared over the channels (an edge's harmonics)
-    y1 = torch.cat([x1[..., l * l:(l + 1) ** 2].reshape(batch, -1) for l in range(L + 1)], -1)  # e3nn's mul_ir
+    y1 = to_mul_ir(x1, L)
     y2 = x2[:, 0]
     out, timer = [], _timer(dev, "wall")
     for name, make in (("cue_channelwise", cue_channelwise_tp), ("oeq_channelwise", oeq_channelwise_tp)):

@@ -101,8 +101,7 @@ def check_supported(x1: Tensor, x2: Tensor | None = None) -> None:
                                f"{x.device}; move the inputs to a CUDA device, use route='grid' or 'fourier' on "
                                f"{x.device.type}, or set TRITON_INTERPRET=1 (before the first call) to run the "
                                f"kernels in Triton's interpreter (slow; for tests)")
-    for name, x in (("x1", x1), ("x2", x2)):
-        if x is not None and x.dim() and _pad(x.shape[-1]) > _KERNEL_MAX_PAD:
+        if x.dim() and _pad(x.shape[-1]) > _KERNEL_MAX_PAD:
             raise ValueError(f"route='triton' supports inputs of degree L <= 15 ((L+1)**2 <= {_KERNEL_MAX_PAD} "
                              f"coefficients: one row tile holds them whole), but {name} has {x.shape[-1]} coefficients "
                              f"on its last axis; use route='grid' or 'fourier' for larger degrees")

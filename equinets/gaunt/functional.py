@@ -502,8 +502,8 @@ def _scratch_views(x1: Tensor, p: _SepPlan) -> _ScratchViews | None:
     views = getattr(_SCRATCH, "views", None)
     if views is None:
         views = _SCRATCH.views = {}
-    hit = views.get(key)
-    if hit is not None and hit[0] is p:
+    hit = views.get(key)  # (plan, views): the entry keeps the plan alive, so its id cannot be reused meanwhile
+    if hit is not None:
         return hit[1]
     P, Hc, Qc, W = p.P1, p.Hc1, p.Qc, p.W
     M2, nb, lp = P.shape

@@ -29,7 +29,7 @@ from .._checks import check_int
 
 __all__ = ["bench_training", "write_csv", "bench_gaunt", "gaunt_route_sweep", "gaunt_vs_baselines", "gaunt_paths",
            "e3nn_gaunt_tp", "e3nn_full_tp", "copy_bandwidth", "fitted_exponent", "Skipped", "GAUNT_ROUTES", "GAUNT_FILES",
-           "CLOCKS"]
+           "CLOCKS", "check_routes_agree", "to_mul_ir"]
 
 
 def _child(spec: dict) -> dict:
@@ -257,6 +257,45 @@ def fitted_exponent(Ls, times) -> float:
     return float(np.polyfit(np.log(Ls), np.log(times), 1)[0])
 
 
+def check_routes_agree(fns: dict, x1, x2, L: int) -> None:
+    """Every route ``fn(x1, x2, L, L, 2L, "component")`` in ``fns`` within 1e-5 (relative) of the float64 separable
+    grid route on these inputs, or a ``RuntimeError`` naming the route: the same numbers before any timing.
+
+    >>> import torch
+    >>> x1, x2 = torch.randn(4, 9), torch.randn(4, 9)
+    >>> check_routes_agree(_route_fns(), x1, x2, 2)  # every torch route: silent
+    >>> check_routes_agree({"zero": lambda a, b, *args: torch.zeros(4, 25)}, x1, x2, 2)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: route zero at L=2 disagrees with the float64 grid route: relative error 1.00e+00
+    """
+    import torch
+
+    from ..gaunt import functional as F
+
+    ref = F._grid_sep(x1.double(), x2.double(), L, L, 2 * L, "component")
+    with torch.no_grad():
+        for name, fn in fns.items():
+            err = float((fn(x1, x2, L, L, 2 * L, "component").double() - ref).norm() / ref.norm())
+            if not err < 1e-5:
+                raise RuntimeError(f"route {name} at L={L} disagrees with the float64 grid route: relative error "
+                                   f"{err:.2e}")
+
+
+def to_mul_ir(x, L: int):
+    """``(batch, channels, (L+1)**2)`` (equinets: channels outside the coefficients) -> ``(batch, dim)`` in e3nn's
+    ``mul_ir`` layout of ``channels x (0e + 1o + ... + L)`` (the channels inside each degree).
+
+    >>> import torch
+    >>> x = torch.arange(8.0).view(1, 2, 4)  # 2 channels of degrees 0..1
+    >>> to_mul_ir(x, 1).tolist()  # both 0e, then both 1o
+    [[0.0, 4.0, 1.0, 2.0, 3.0, 5.0, 6.0, 7.0]]
+    """
+    import torch
+
+    return torch.cat([x[..., l * l:(l + 1) ** 2].reshape(x.shape[0], -1) for l in range(L + 1)], -1)
+
+
 def _route_fns():
     from functools import partial
 
@@ -332,13 +371,8 @@ def gaunt_route_sweep(Ls, *, batch: int = 256, device="cpu", repeats: int = 15, 
     for L in Ls:
         g = torch.Generator().manual_seed(L)
         x1, x2 = (torch.randn(batch, (L + 1) ** 2, generator=g).to(dev) for _ in range(2))
-        ref = fns_all["grid_sep"](x1.double(), x2.double(), L, L, 2 * L, "component")
-        fns = {}
-        for name, fn in fns_all.items():
-            err = float((fn(x1, x2, L, L, 2 * L, "component").double() - ref).norm() / ref.norm())
-            if not err < 1e-5:
-                raise RuntimeError(f"route {name} at L={L} disagrees with the float64 grid route: relative error {err:.2e}")
-            fns[name] = partial(fn, x1, x2, L, L, 2 * L, "component")
+        check_routes_agree(fns_all, x1, x2, L)
+        fns = {name: partial(fn, x1, x2, L, L, 2 * L, "component") for name, fn in fns_all.items()}
         with torch.no_grad():
             t = timer(fns, repeats if L <= 10 else max(5, repeats // 2), warmup)
         for name in fns:
@@ -416,8 +450,7 @@ def gaunt_vs_baselines(Ls, *, batch: int = 256, channels: int = 1, device="cpu",
         for name, (fn, paths, build_s) in _baselines(L, channels, dev, dtype, alive, log).items():
             # e3nn's layout: channels inside each degree (mul_ir); ours: (batch, channels, coefficients)
             irreps = _sh_irreps(L, channels)
-            y1 = torch.cat([x1[..., l * l:(l + 1) ** 2].reshape(batch, -1) for l in range(L + 1)], -1)
-            y2 = torch.cat([x2[..., l * l:(l + 1) ** 2].reshape(batch, -1) for l in range(L + 1)], -1)
+            y1, y2 = to_mul_ir(x1, L), to_mul_ir(x2, L)
             if name in ("cue_channelwise", "oeq_channelwise"):
                 y2 = x2[:, 0]
             assert y1.shape[-1] == irreps.dim
