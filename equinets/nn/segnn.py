@@ -12,6 +12,8 @@ and the attributes are the same.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from e3nn import nn as enn
 from e3nn import o3
@@ -57,6 +59,58 @@ def _gaunt_variance_weights(irreps_in, irreps_attr, irreps_out) -> Tensor:
     return torch.tensor([float(var[ir.l ** 2:(ir.l + 1) ** 2].mean()) ** -0.5 for ir in out_irs], dtype=torch.float32)
 
 
+#: weight parametrisations of the e3nn layers inside a :class:`SteerableProduct`
+WEIGHT_INITS = ("e3nn", "fan_in")
+
+
+class _Scale(nn.Module):
+    """``w -> c * w`` (a fixed per-element scale): the parametrisation behind ``weight_init="fan_in"``."""
+
+    def __init__(self, c: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("c", c)
+
+    def forward(self, w: Tensor) -> Tensor:
+        return w * self.c
+
+
+def _fan_in_scales(layer) -> Tensor:
+    r"""Per-weight :math:`\sqrt{\mathrm{fan\_in}}` of an e3nn ``TensorProduct`` or ``Linear`` (flat weight order).
+
+    The fan-in of an output irrep is the sum over the paths into it of their input multiplicities
+    (:math:`u v` for a ``uvw`` product path, :math:`u` for a ``Linear`` path): the number e3nn's ``"element"``
+    path normalisation divides by.
+    """
+    ins = [i for i in layer.instructions if getattr(i, "has_weight", True)]
+    def in_mul(i):
+        return math.prod(i.path_shape[:-1])
+    fan: dict[int, int] = {}
+    for i in ins:
+        fan[i.i_out] = fan.get(i.i_out, 0) + in_mul(i)
+    parts = [torch.full((math.prod(i.path_shape),), math.sqrt(fan[i.i_out])) for i in ins]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _fan_in_parametrize(layer) -> None:
+    r"""SEGNN's parametrisation of an e3nn layer (``O3TensorProduct`` with ``tp_rescale``, Brandstetter et al. 2022).
+
+    The layer's weights become :math:`w = c\, \theta` with :math:`c = \sqrt{\mathrm{fan\_in}}` of the output
+    irrep (:func:`_fan_in_scales`) and :math:`\theta \sim U(-1/c, 1/c)`, the draw of ``torch.nn.Linear``; so
+    ``w ~ U(-1, 1)`` at initialisation and, with e3nn's :math:`1/\sqrt{\mathrm{fan\_in}}` normalisation, the
+    layer computes :math:`\sum \theta\, x` like ``nn.Linear``. Under Adam a step moves :math:`w` by
+    :math:`c` times the learning rate.
+    """
+    from torch.nn.utils import parametrize
+
+    c = _fan_in_scales(layer).to(layer.weight)
+    if c.numel() != layer.weight.numel():
+        raise ValueError(f"weight_init='fan_in': {type(layer).__name__} has {layer.weight.numel()} weights, "
+                         f"its instructions {c.numel()}")
+    with torch.no_grad():
+        layer.weight.copy_((torch.rand_like(c) * 2 - 1) / c)
+    parametrize.register_parametrization(layer, "weight", _Scale(c))
+
+
 class SteerableProduct(nn.Module):
     r"""SEGNN's steerable linear layer: a learnable tensor product of features with a steerable attribute.
 
@@ -81,6 +135,9 @@ class SteerableProduct(nn.Module):
         product: ``"gaunt"`` or ``"cg"``.
         channels: channels of the Gaunt product (default: the largest multiplicity of ``irreps_in``).
         route: :func:`equinets.gaunt.gaunt_product`'s route for ``"gaunt"``.
+        weight_init: ``"e3nn"`` or ``"fan_in"`` (:func:`_fan_in_parametrize` on the CG product, or on the three
+            mixing ``Linear`` layers of the Gaunt product, whose per-degree output weights are then tripled so
+            that both products start at the same output variance, 1/3 of e3nn's).
 
     Shapes:
         ``h`` ``(M, irreps_in.dim)``, ``a`` ``(M, irreps_attr.dim)`` -> ``(M, irreps_out.dim)``.
@@ -92,7 +149,7 @@ class SteerableProduct(nn.Module):
     """
 
     def __init__(self, irreps_in, irreps_attr, irreps_out, *, product: str = "gaunt", channels: int | None = None,
-                 route: str = "auto") -> None:
+                 route: str = "auto", weight_init: str = "e3nn") -> None:
         super().__init__()
         self.irreps_in, self.irreps_attr = o3.Irreps(irreps_in), o3.Irreps(irreps_attr)
         self.irreps_out = o3.Irreps(irreps_out)
@@ -108,6 +165,15 @@ class SteerableProduct(nn.Module):
                                          .expand_as(self.tp.weight_out))
         else:
             self.tp = o3.FullyConnectedTensorProduct(self.irreps_in, self.irreps_attr, self.irreps_out)
+        self.weight_init = check_choice(weight_init, "weight_init", WEIGHT_INITS)
+        if weight_init == "fan_in":
+            for layer in ([self.tp] if product == "cg" else [self.tp.lin1, self.tp.lin2, self.tp.lin_out]):
+                _fan_in_parametrize(layer)
+            if product == "gaunt":
+                # U(-1, 1) weights have variance 1/3: the CG product's output shrinks by 1/sqrt(3), the Gaunt
+                # product's by 1/sqrt(3) per Linear; undo the two mixing Linears so both start at the same variance
+                with torch.no_grad():
+                    self.tp.weight_out.mul_(3.0)
         scalar = [sl for (mul, ir), sl in zip(self.irreps_out, self.irreps_out.slices()) if ir == o3.Irrep("0e")]
         idx = torch.cat([torch.arange(sl.start, sl.stop) for sl in scalar]) if scalar else torch.zeros(0, dtype=torch.long)
         self.register_buffer("_bias_index", idx, persistent=False)
@@ -202,7 +268,8 @@ class SEGNNLayer(nn.Module):
     Shapes: ``h`` ``(N, irreps_hidden.dim)``.
     """
 
-    def __init__(self, irreps_hidden, irreps_attr, num_edge_scalars: int, aggr: str = "sum", **kw) -> None:
+    def __init__(self, irreps_hidden, irreps_attr, num_edge_scalars: int, aggr: str = "sum", norm: bool = True,
+                 **kw) -> None:
         super().__init__()
         H = o3.Irreps(irreps_hidden)
         msg_in = H + H + o3.Irreps(f"{num_edge_scalars}x0e") if num_edge_scalars else H + H
@@ -210,7 +277,7 @@ class SEGNNLayer(nn.Module):
         self.message2 = _GatedProduct(H, irreps_attr, H, **kw)
         self.update1 = _GatedProduct(H + H, irreps_attr, H, **kw)
         self.update2 = SteerableProduct(H, irreps_attr, H, **kw)
-        self.norm = EquivariantNorm(H)
+        self.norm = EquivariantNorm(H) if norm else nn.Identity()
         self.aggr = aggr
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_scalars: Tensor, edge_attr: Tensor, node_attr: Tensor) -> Tensor:
@@ -222,8 +289,12 @@ class SEGNNLayer(nn.Module):
         return h + self.update2(self.update1(torch.cat([g, agg], dim=-1), node_attr), node_attr)
 
 
-def _velocity_attributes(irreps_attr: o3.Irreps, vec: Tensor) -> Tensor:
+def _velocity_attributes(irreps_attr: o3.Irreps, vec: Tensor, mode: str = "scaled",
+                         normalization: str = "component") -> Tensor:
     r"""The velocity part of SEGNN's node attributes, :math:`\sum_k [1,\ \lVert\vec v_k\rVert\, Y_{l \ge 1}(\hat v_k)]`.
+
+    ``mode="direction"``: :math:`\sum_k Y(\hat v_k)` instead (the original SEGNN n-body code), zero beyond
+    degree 0 for a particle at rest; ``normalization`` is e3nn's (``"component"`` or ``"integral"``).
 
     Degree 0 is 1 and degree :math:`l \ge 1` is :math:`\lVert\vec v\rVert Y_l(\hat v)` (e3nn's ``"component"``
     normalisation): linear in the speed at every degree, so a particle at rest is well defined (zero beyond
@@ -233,7 +304,9 @@ def _velocity_attributes(irreps_attr: o3.Irreps, vec: Tensor) -> Tensor:
     """
     speed = vec.norm(dim=-1, keepdim=True)  # (N, V, 1)
     unit = vec / speed.clamp_min(torch.finfo(vec.dtype).tiny)
-    Y = o3.spherical_harmonics(irreps_attr, unit, normalize=False, normalization="component")
+    Y = o3.spherical_harmonics(irreps_attr, unit, normalize=False, normalization=normalization)
+    if mode == "direction":
+        return Y.sum(1)
     scale = torch.cat([torch.ones_like(speed), speed.expand(*speed.shape[:-1], Y.shape[-1] - 1)], -1)
     return (Y * scale).sum(1)
 
@@ -283,6 +356,23 @@ class SEGNN(nn.Module):
         position_output: add the input positions to the output vectors.
         aggr: message aggregation, ``"sum"``, ``"mean"`` or ``"max"``.
         route: the Gaunt product's route (:func:`equinets.gaunt.gaunt_product`).
+        norm: pre-norm residual blocks with :class:`EquivariantNorm` (``False``: none, the original SEGNN on
+            n-body; then use ``weight_init="fan_in"`` and ``attr_normalization="integral"``, whose smaller
+            initial products keep the feature scale from growing with depth).
+        node_scalars: the scalar columns of ``x`` enter the node features (``False``: only their products
+            :math:`s_i s_j` on the edges, as the original feeds the charges; the output is then invariant
+            under :math:`s \to -s`).
+        attr_normalization: e3nn normalisation of the attribute harmonics, ``"component"`` or ``"integral"``
+            (the original's).
+        velocity_attr: ``"scaled"`` (:math:`\lVert\vec v\rVert Y_{l \ge 1}(\hat v)`) or ``"direction"``
+            (:math:`Y(\hat v)`, the original's).
+        edge_distance: the invariant edge scalar, ``"squared"`` (:math:`\lVert\vec x_{ij}\rVert^2`) or
+            ``"norm"`` (:math:`\lVert\vec x_{ij}\rVert`, the original's).
+        weight_init: ``"e3nn"`` (e3nn's parametrisation) or ``"fan_in"`` (SEGNN's ``nn.Linear``
+            parametrisation of every e3nn weight, :func:`_fan_in_parametrize`; under Adam it moves each weight
+            :math:`\sqrt{\mathrm{fan\_in}}` times faster). On n-body the built-in configs use all the
+            original's choices: after 40 epochs they reach a validation MSE of 0.0097 (CG) against 0.057 with
+            the defaults (``kernels/results/nbody_segnn_pilots.csv``).
 
     Shapes:
         - **input:** ``pos`` ``(N, 3)`` / ``(B, N, 3)`` / ``Data``; ``x`` ``(N, in_channels)``;
@@ -322,6 +412,12 @@ class SEGNN(nn.Module):
         position_output: bool = True,
         aggr: str = "sum",
         route: str = "auto",
+        norm: bool = True,
+        node_scalars: bool = True,
+        attr_normalization: str = "component",
+        velocity_attr: str = "scaled",
+        edge_distance: str = "squared",
+        weight_init: str = "e3nn",
     ) -> None:
         super().__init__()
         in_channels, out_channels, num_vectors = check_particle_model("SEGNN", in_channels, out_channels, task,
@@ -340,17 +436,24 @@ class SEGNN(nn.Module):
         self.hidden_channels, self.lmax, self.lmax_attr, self.num_layers = H, lmax, lmax_attr, num_layers
         self.product, self.num_vectors, self.position_output, self.aggr = product, num_vectors, bool(position_output), aggr
         self.route = route
+        self.norm = bool(norm)
+        self.node_scalars = bool(node_scalars)
+        self.attr_normalization = check_choice(attr_normalization, "attr_normalization", ("component", "integral"))
+        self.velocity_attr = check_choice(velocity_attr, "velocity_attr", ("scaled", "direction"))
+        self.edge_distance = check_choice(edge_distance, "edge_distance", ("squared", "norm"))
         V, S = num_vectors, in_channels - 3 * num_vectors
         self.num_scalars = S
-        self.irreps_in = o3.Irreps(f"{1 + V}x1o + {S + V}x0e") if S + V else o3.Irreps(f"{1 + V}x1o")
+        S_node = S if self.node_scalars else 0
+        self.irreps_in = o3.Irreps(f"{1 + V}x1o + {S_node + V}x0e") if S_node + V else o3.Irreps(f"{1 + V}x1o")
         self.irreps_hidden = _sh_irreps(lmax, H)
         self.irreps_attr = _sh_irreps(lmax_attr)
         self.irreps_out = o3.Irreps(f"{out_channels // 3}x1o")
-        kw = {"product": product, "route": route}
+        kw = {"product": product, "route": route, "weight_init": check_choice(weight_init, "weight_init", WEIGHT_INITS)}
+        self.weight_init = weight_init
         self.embed = SteerableProduct(self.irreps_in, self.irreps_attr, self.irreps_hidden, **kw)
-        self.layers = nn.ModuleList(SEGNNLayer(self.irreps_hidden, self.irreps_attr, 1 + S, aggr, **kw)
+        self.layers = nn.ModuleList(SEGNNLayer(self.irreps_hidden, self.irreps_attr, 1 + S, aggr, norm=self.norm, **kw)
                                     for _ in range(num_layers))
-        self.norm_out = EquivariantNorm(self.irreps_hidden)
+        self.norm_out = EquivariantNorm(self.irreps_hidden) if self.norm else nn.Identity()
         self.head1 = _GatedProduct(self.irreps_hidden, self.irreps_attr, self.irreps_hidden, **kw)
         self.head2 = SteerableProduct(self.irreps_hidden, self.irreps_attr, self.irreps_out, **kw)
 
@@ -385,17 +488,22 @@ class SEGNN(nn.Module):
         counts = torch.bincount(b, minlength=B).clamp(min=1).to(p.dtype)
         centroid = aggregate(p, b, B, "sum") / counts[:, None]
         speed = vec.norm(dim=-1)
-        f = torch.cat([(p - centroid[b]), vec.reshape(N, 3 * V), sca, speed], dim=1)
+        f = torch.cat([(p - centroid[b]), vec.reshape(N, 3 * V), sca if self.node_scalars else sca[:, :0], speed], 1)
         j, i = edge_index
         rel = p[i] - p[j]
-        edge_attr = o3.spherical_harmonics(self.irreps_attr, rel, normalize=True, normalization="component")
-        edge_scalars = torch.cat([(rel * rel).sum(1, keepdim=True), sca[i] * sca[j]], dim=1)
+        edge_attr = o3.spherical_harmonics(self.irreps_attr, rel, normalize=True, normalization=self.attr_normalization)
+        dist = (rel * rel).sum(1, keepdim=True)
+        if self.edge_distance == "norm":
+            dist = dist.sqrt()
+        edge_scalars = torch.cat([dist, sca[i] * sca[j]], dim=1)
         deg = torch.bincount(i, minlength=N).clamp(min=1).to(p.dtype)
         node_attr = aggregate(edge_attr, i, N, "sum") / deg[:, None]
         if V:
-            node_attr = node_attr + _velocity_attributes(self.irreps_attr, vec)
+            node_attr = node_attr + _velocity_attributes(self.irreps_attr, vec, self.velocity_attr,
+                                                         self.attr_normalization)
         else:
-            node_attr = node_attr + torch.cat([torch.ones_like(p[:, :1]), p.new_zeros(N, self.irreps_attr.dim - 1)], 1)
+            y0 = 1.0 if self.attr_normalization == "component" else (4 * math.pi) ** -0.5
+            node_attr = node_attr + torch.cat([torch.full_like(p[:, :1], y0), p.new_zeros(N, self.irreps_attr.dim - 1)], 1)
         h = self.embed(f, node_attr)
         for layer in self.layers:
             h = layer(h, edge_index, edge_scalars, edge_attr, node_attr)

@@ -30,6 +30,10 @@ def _inputs():
     ({"num_vectors": 2}, ValueError, "num_vectors must be an integer with 0 <= 3 \\* num_vectors <= in_channels = 4"),
     ({"aggr": "prod"}, ValueError, "aggr must be one of"),
     ({"route": "cuda"}, ValueError, "route must be one of"),
+    ({"weight_init": "kaiming"}, ValueError, "weight_init must be one of 'e3nn', 'fan_in', got 'kaiming'"),
+    ({"attr_normalization": "norm"}, ValueError, "attr_normalization must be one of 'component', 'integral', got 'norm'"),
+    ({"velocity_attr": "unit"}, ValueError, "velocity_attr must be one of 'scaled', 'direction', got 'unit'"),
+    ({"edge_distance": "cubed"}, ValueError, "edge_distance must be one of 'squared', 'norm', got 'cubed'"),
 ])
 def test_constructor_rejects(kwargs, exc, match):
     kw = {"in_channels": 4, "out_channels": 3, "hidden_channels": 2, "num_layers": 1, **kwargs}

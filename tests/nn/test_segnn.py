@@ -224,3 +224,65 @@ def test_untrained_segnn_stays_bounded_at_high_degree(product):
         out = model(pos, x, torch.arange(4).repeat_interleave(5))
     assert torch.isfinite(out).all()
     assert float((out - pos).pow(2).mean().sqrt()) < 1e2
+
+
+#: the original SEGNN n-body code's choices (Brandstetter et al. 2022), all at once
+ORIGINAL = dict(norm=False, node_scalars=False, attr_normalization="integral", velocity_attr="direction",
+                edge_distance="norm", weight_init="fan_in")
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_segnn_original_options_stay_e3_equivariant(product):
+    torch.manual_seed(0)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = SEGNN(4, 3, product=product, hidden_channels=4, num_layers=2, lmax=2, **ORIGINAL)
+    finally:
+        torch.set_default_dtype(old)
+    pos, x, batch = _systems()
+    out = model(pos, x, batch)
+    for improper in (False, True):
+        R = o3.rand_matrix(dtype=torch.float64) * (-1 if improper else 1)
+        t = torch.randn(3, dtype=torch.float64) * 10
+        got = model(pos @ R.T + t, torch.cat([x[:, :3] @ R.T, x[:, 3:]], dim=1), batch)
+        want = out @ R.T + t
+        assert float(((got - want).abs().max() / want.abs().max()).detach()) < 1e-10, improper
+
+
+def test_segnn_without_node_scalars_depends_on_charges_only_through_their_products():
+    """``node_scalars=False``: flipping every charge (q -> -q) leaves q_i q_j, hence the output, unchanged."""
+    torch.manual_seed(0)
+    model = SEGNN(4, 3, hidden_channels=4, num_layers=1, node_scalars=False).double()
+    assert str(model.irreps_in) == "2x1o+1x0e"
+    pos, x, batch = _systems()
+    flipped = torch.cat([x[:, :3], -x[:, 3:]], dim=1)
+    torch.testing.assert_close(model(pos, flipped, batch), model(pos, x, batch), rtol=0, atol=1e-12)
+    with_charges = SEGNN(4, 3, hidden_channels=4, num_layers=1).double()
+    assert not torch.allclose(with_charges(pos, flipped, batch), with_charges(pos, x, batch))
+
+
+def test_fan_in_parametrisation_is_torch_linear_on_scalars():
+    """``weight_init="fan_in"`` on a scalar-only product with attribute 1: ``out = x @ theta`` exactly, with
+    ``theta ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (``nn.Linear``'s draw) and effective e3nn weights in [-1, 1]."""
+    from equinets.nn.segnn import _fan_in_scales
+
+    torch.manual_seed(0)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # e3nn keeps its normalisation constants in the default dtype
+    try:
+        tp = SteerableProduct("6x0e", "0e", "3x0e", product="cg", weight_init="fan_in")
+    finally:
+        torch.set_default_dtype(old)
+    theta = tp.tp.parametrizations.weight.original
+    assert float(theta.abs().max()) <= 6 ** -0.5
+    assert float(tp.tp.weight.abs().max()) <= 1.0
+    x = torch.randn(5, 6, dtype=torch.float64)
+    got = tp(x, torch.ones(5, 1, dtype=torch.float64))
+    torch.testing.assert_close(got, x @ theta.reshape(6, 3), rtol=0, atol=1e-12)
+    # fan-in per output irrep: 0e out gets 4*1 (0e x 0e) + 4*1 (1o x 1o) = 8, 1o out 4 + 4 = 8
+    fc = o3.FullyConnectedTensorProduct("4x0e + 4x1o", "0e + 1o", "4x0e + 4x1o")
+    torch.testing.assert_close(_fan_in_scales(fc), torch.full((64,), 8.0).sqrt())
+    lin = o3.Linear("4x0e + 2x0e + 4x1o", "8x0e + 8x1o")  # 0e out: 4 + 2 = 6, 1o out: 4
+    want = torch.cat([torch.full((48,), 6.0), torch.full((32,), 4.0)]).sqrt()
+    torch.testing.assert_close(_fan_in_scales(lin), want)
