@@ -82,13 +82,18 @@ def _fan_in_scales(layer) -> Tensor:
     path normalisation divides by.
     """
     ins = [i for i in layer.instructions if getattr(i, "has_weight", True)]
-    def in_mul(i):
-        return math.prod(i.path_shape[:-1])
-    fan: dict[int, int] = {}
-    for i in ins:
-        fan[i.i_out] = fan.get(i.i_out, 0) + in_mul(i)
+    fan = _fan_in(layer)
     parts = [torch.full((math.prod(i.path_shape),), math.sqrt(fan[i.i_out])) for i in ins]
     return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _fan_in(layer) -> dict[int, int]:
+    """``{output irrep index: fan-in}`` of an e3nn ``TensorProduct`` or ``Linear`` (see :func:`_fan_in_scales`)."""
+    fan: dict[int, int] = {}
+    for i in layer.instructions:
+        if getattr(i, "has_weight", True):
+            fan[i.i_out] = fan.get(i.i_out, 0) + math.prod(i.path_shape[:-1])
+    return fan
 
 
 def _fan_in_parametrize(layer) -> None:
@@ -178,6 +183,13 @@ class SteerableProduct(nn.Module):
         idx = torch.cat([torch.arange(sl.start, sl.stop) for sl in scalar]) if scalar else torch.zeros(0, dtype=torch.long)
         self.register_buffer("_bias_index", idx, persistent=False)
         self.bias = nn.Parameter(torch.zeros(idx.numel())) if idx.numel() else None
+        if weight_init == "fan_in" and self.bias is not None:  # nn.Linear's bias draw, U(-1/sqrt(fan_in), ...)
+            fan = _fan_in(self.tp if product == "cg" else self.tp.lin_out)
+            bound = torch.cat([torch.full((sl.stop - sl.start,), fan.get(k, 1) ** -0.5)
+                               for k, ((mul, ir), sl) in enumerate(zip(self.irreps_out, self.irreps_out.slices()))
+                               if ir == o3.Irrep("0e")])
+            with torch.no_grad():
+                self.bias.copy_((torch.rand_like(bound) * 2 - 1) * bound)
 
     def forward(self, h: Tensor, a: Tensor) -> Tensor:
         out = self.tp(h, a)
@@ -366,6 +378,11 @@ class SEGNN(nn.Module):
             (the original's).
         velocity_attr: ``"scaled"`` (:math:`\lVert\vec v\rVert Y_{l \ge 1}(\hat v)`) or ``"direction"``
             (:math:`Y(\hat v)`, the original's).
+        edge_vector: the edge vector of the attributes :math:`Y(\vec x_{ij})`: ``"in"``, :math:`\vec x_i - \vec x_j`
+            (from the sender :math:`j` to the receiver :math:`i`), or ``"out"``, :math:`\vec x_j - \vec x_i` (the
+            original's); the node attribute's mean of the edge attributes flips with it.
+        node_attr_scalar: the node attribute's degree 0: ``"sum"`` of its parts, or ``"one"`` (the original
+            sets it to 1).
         edge_distance: the invariant edge scalar, ``"squared"`` (:math:`\lVert\vec x_{ij}\rVert^2`) or
             ``"norm"`` (:math:`\lVert\vec x_{ij}\rVert`, the original's).
         weight_init: ``"e3nn"`` (e3nn's parametrisation) or ``"fan_in"`` (SEGNN's ``nn.Linear``
@@ -418,6 +435,8 @@ class SEGNN(nn.Module):
         velocity_attr: str = "scaled",
         edge_distance: str = "squared",
         weight_init: str = "e3nn",
+        edge_vector: str = "in",
+        node_attr_scalar: str = "sum",
     ) -> None:
         super().__init__()
         in_channels, out_channels, num_vectors = check_particle_model("SEGNN", in_channels, out_channels, task,
@@ -441,6 +460,8 @@ class SEGNN(nn.Module):
         self.attr_normalization = check_choice(attr_normalization, "attr_normalization", ("component", "integral"))
         self.velocity_attr = check_choice(velocity_attr, "velocity_attr", ("scaled", "direction"))
         self.edge_distance = check_choice(edge_distance, "edge_distance", ("squared", "norm"))
+        self.edge_vector = check_choice(edge_vector, "edge_vector", ("in", "out"))
+        self.node_attr_scalar = check_choice(node_attr_scalar, "node_attr_scalar", ("sum", "one"))
         V, S = num_vectors, in_channels - 3 * num_vectors
         self.num_scalars = S
         S_node = S if self.node_scalars else 0
@@ -490,7 +511,7 @@ class SEGNN(nn.Module):
         speed = vec.norm(dim=-1)
         f = torch.cat([(p - centroid[b]), vec.reshape(N, 3 * V), sca if self.node_scalars else sca[:, :0], speed], 1)
         j, i = edge_index
-        rel = p[i] - p[j]
+        rel = p[i] - p[j] if self.edge_vector == "in" else p[j] - p[i]
         edge_attr = o3.spherical_harmonics(self.irreps_attr, rel, normalize=True, normalization=self.attr_normalization)
         dist = (rel * rel).sum(1, keepdim=True)
         if self.edge_distance == "norm":
@@ -504,6 +525,8 @@ class SEGNN(nn.Module):
         else:
             y0 = 1.0 if self.attr_normalization == "component" else (4 * math.pi) ** -0.5
             node_attr = node_attr + torch.cat([torch.full_like(p[:, :1], y0), p.new_zeros(N, self.irreps_attr.dim - 1)], 1)
+        if self.node_attr_scalar == "one":
+            node_attr = torch.cat([torch.ones_like(node_attr[:, :1]), node_attr[:, 1:]], dim=1)
         h = self.embed(f, node_attr)
         for layer in self.layers:
             h = layer(h, edge_index, edge_scalars, edge_attr, node_attr)

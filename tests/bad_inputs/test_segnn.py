@@ -34,6 +34,8 @@ def _inputs():
     ({"attr_normalization": "norm"}, ValueError, "attr_normalization must be one of 'component', 'integral', got 'norm'"),
     ({"velocity_attr": "unit"}, ValueError, "velocity_attr must be one of 'scaled', 'direction', got 'unit'"),
     ({"edge_distance": "cubed"}, ValueError, "edge_distance must be one of 'squared', 'norm', got 'cubed'"),
+    ({"edge_vector": "both"}, ValueError, "edge_vector must be one of 'in', 'out', got 'both'"),
+    ({"node_attr_scalar": 2}, TypeError, "node_attr_scalar must be a string"),
 ])
 def test_constructor_rejects(kwargs, exc, match):
     kw = {"in_channels": 4, "out_channels": 3, "hidden_channels": 2, "num_layers": 1, **kwargs}

@@ -228,7 +228,7 @@ def test_untrained_segnn_stays_bounded_at_high_degree(product):
 
 #: the original SEGNN n-body code's choices (Brandstetter et al. 2022), all at once
 ORIGINAL = dict(norm=False, node_scalars=False, attr_normalization="integral", velocity_attr="direction",
-                edge_distance="norm", weight_init="fan_in")
+                edge_vector="out", node_attr_scalar="one", edge_distance="norm", weight_init="fan_in")
 
 
 @pytest.mark.parametrize("product", PRODUCTS)
@@ -279,10 +279,32 @@ def test_fan_in_parametrisation_is_torch_linear_on_scalars():
     assert float(tp.tp.weight.abs().max()) <= 1.0
     x = torch.randn(5, 6, dtype=torch.float64)
     got = tp(x, torch.ones(5, 1, dtype=torch.float64))
-    torch.testing.assert_close(got, x @ theta.reshape(6, 3), rtol=0, atol=1e-12)
+    torch.testing.assert_close(got, x @ theta.reshape(6, 3) + tp.bias, rtol=0, atol=1e-12)
+    assert 0 < float(tp.bias.abs().max()) <= 6 ** -0.5  # nn.Linear's bias draw
     # fan-in per output irrep: 0e out gets 4*1 (0e x 0e) + 4*1 (1o x 1o) = 8, 1o out 4 + 4 = 8
     fc = o3.FullyConnectedTensorProduct("4x0e + 4x1o", "0e + 1o", "4x0e + 4x1o")
     torch.testing.assert_close(_fan_in_scales(fc), torch.full((64,), 8.0).sqrt())
     lin = o3.Linear("4x0e + 2x0e + 4x1o", "8x0e + 8x1o")  # 0e out: 4 + 2 = 6, 1o out: 4
     want = torch.cat([torch.full((48,), 6.0), torch.full((32,), 4.0)]).sqrt()
     torch.testing.assert_close(_fan_in_scales(lin), want)
+
+
+def test_configs_build_the_original_segnn_and_both_products_start_at_the_same_scale():
+    """The n-body configs' options: every option is applied, and under ``weight_init="fan_in"`` the Gaunt product
+    (three mixing Linears, its output weights tripled) starts at the CG product's output variance, 1/3 of e3nn's."""
+    from equinets.train.config import resolve_config
+
+    kw = resolve_config("nbody-segnn-gaunt")["model_kwargs"]
+    assert {k: kw[k] for k in ORIGINAL} == ORIGINAL
+    g = torch.Generator().manual_seed(0)
+    h, a = torch.randn(4000, 16 * 4, generator=g), torch.randn(4000, 4, generator=g)
+    var = {}
+    for product in PRODUCTS:
+        v = []
+        for seed in range(6):
+            torch.manual_seed(seed)
+            tp = SteerableProduct("16x0e + 16x1o", "0e + 1o", "16x0e + 16x1o", product=product, weight_init="fan_in")
+            with torch.no_grad():
+                v.append((tp(h, a) - tp(h, a).mean(0)).square().mean())
+        var[product] = float(torch.stack(v).mean())
+    assert abs(var["cg"] - 1 / 3) < 0.05 and abs(var["gaunt"] - 1 / 3) < 0.05, var
