@@ -112,7 +112,7 @@ def _fan_in_parametrize(layer) -> None:
         raise ValueError(f"weight_init='fan_in': {type(layer).__name__} has {layer.weight.numel()} weights, "
                          f"its instructions {c.numel()}")
     with torch.no_grad():
-        layer.weight.copy_((torch.rand_like(c) * 2 - 1) / c)
+        layer.weight.div_(c)  # the same weights; SteerableProduct.reset_parameters draws theta
     parametrize.register_parametrization(layer, "weight", _Scale(c))
 
 
@@ -159,37 +159,61 @@ class SteerableProduct(nn.Module):
         self.irreps_in, self.irreps_attr = o3.Irreps(irreps_in), o3.Irreps(irreps_attr)
         self.irreps_out = o3.Irreps(irreps_out)
         self.product = check_choice(product, "product", PRODUCTS)
+        self.weight_init = check_choice(weight_init, "weight_init", WEIGHT_INITS)
         if product == "gaunt":
             from ..gaunt.modules import GauntTensorProduct  # on use: equinets.gaunt may import equinets.nn
 
             u = check_int(channels, "channels", 1, allow_none=True) or max(m for m, _ in self.irreps_in)
             self.tp = GauntTensorProduct(self.irreps_in, self.irreps_attr, self.irreps_out, channel_mixing=True,
                                          channels=u, route=route, check_inputs=False)
-            with torch.no_grad():
-                self.tp.weight_out.copy_(_gaunt_variance_weights(self.irreps_in, self.irreps_attr, self.irreps_out)
-                                         .expand_as(self.tp.weight_out))
+            self._layers = [self.tp.lin1, self.tp.lin2, self.tp.lin_out]
         else:
             self.tp = o3.FullyConnectedTensorProduct(self.irreps_in, self.irreps_attr, self.irreps_out)
-        self.weight_init = check_choice(weight_init, "weight_init", WEIGHT_INITS)
+            self._layers = [self.tp]
         if weight_init == "fan_in":
-            for layer in ([self.tp] if product == "cg" else [self.tp.lin1, self.tp.lin2, self.tp.lin_out]):
+            for layer in self._layers:
                 _fan_in_parametrize(layer)
-            if product == "gaunt":
-                # U(-1, 1) weights have variance 1/3: the CG product's output shrinks by 1/sqrt(3), the Gaunt
-                # product's by 1/sqrt(3) per Linear; undo the two mixing Linears so both start at the same variance
-                with torch.no_grad():
-                    self.tp.weight_out.mul_(3.0)
         scalar = [sl for (mul, ir), sl in zip(self.irreps_out, self.irreps_out.slices()) if ir == o3.Irrep("0e")]
         idx = torch.cat([torch.arange(sl.start, sl.stop) for sl in scalar]) if scalar else torch.zeros(0, dtype=torch.long)
         self.register_buffer("_bias_index", idx, persistent=False)
         self.bias = nn.Parameter(torch.zeros(idx.numel())) if idx.numel() else None
-        if weight_init == "fan_in" and self.bias is not None:  # nn.Linear's bias draw, U(-1/sqrt(fan_in), ...)
-            fan = _fan_in(self.tp if product == "cg" else self.tp.lin_out)
-            bound = torch.cat([torch.full((sl.stop - sl.start,), fan.get(k, 1) ** -0.5)
-                               for k, ((mul, ir), sl) in enumerate(zip(self.irreps_out, self.irreps_out.slices()))
-                               if ir == o3.Irrep("0e")])
-            with torch.no_grad():
-                self.bias.copy_((torch.rand_like(bound) * 2 - 1) * bound)
+        self._reset(redraw_e3nn=False)  # e3nn's constructors have just drawn their weights
+
+    def reset_parameters(self) -> None:
+        """Draw every weight afresh, as ``weight_init`` says (the one place the layer is initialised).
+
+        ``"e3nn"``: e3nn's unit normal weights, zero biases. ``"fan_in"``: :math:`\theta \sim U(-1/c, 1/c)`
+        under the :func:`_fan_in_parametrize` scale :math:`c`, biases :math:`U(-1/\sqrt{\mathrm{fan\_in}},
+        1/\sqrt{\mathrm{fan\_in}})` (``nn.Linear``'s draws). The Gaunt product's per-degree output weights
+        start at :func:`_gaunt_variance_weights`, tripled under ``"fan_in"`` (U(-1, 1) weights have variance
+        1/3: the CG product's output shrinks by :math:`1/\sqrt3`, the Gaunt product's by :math:`1/\sqrt3` per
+        mixing Linear; the factor undoes two of the three, so both products start at the same variance).
+        """
+        self._reset(redraw_e3nn=True)
+
+    def _reset(self, redraw_e3nn: bool) -> None:
+        fan_in = self.weight_init == "fan_in"
+        with torch.no_grad():
+            for layer in self._layers:
+                if fan_in:
+                    c = layer.parametrizations.weight[0].c
+                    layer.parametrizations.weight.original.copy_((torch.rand_like(c) * 2 - 1) / c)
+                elif redraw_e3nn and layer.weight.numel():
+                    layer.weight.normal_()
+            if self.product == "gaunt":
+                for w in (self.tp.weight1, self.tp.weight2):
+                    w.fill_(1.0)
+                d = _gaunt_variance_weights(self.irreps_in, self.irreps_attr, self.irreps_out)
+                self.tp.weight_out.copy_((3.0 * d if fan_in else d).expand_as(self.tp.weight_out))
+            if self.bias is not None:
+                if fan_in:
+                    fan = _fan_in(self._layers[-1])
+                    bound = torch.cat([torch.full((sl.stop - sl.start,), fan.get(k, 1) ** -0.5)
+                                       for k, ((_, ir), sl) in enumerate(zip(self.irreps_out, self.irreps_out.slices()))
+                                       if ir == o3.Irrep("0e")]).to(self.bias)
+                    self.bias.copy_((torch.rand_like(bound) * 2 - 1) * bound)
+                else:
+                    self.bias.zero_()
 
     def forward(self, h: Tensor, a: Tensor) -> Tensor:
         out = self.tp(h, a)
@@ -343,6 +367,16 @@ class SEGNN(nn.Module):
       (a norm, a gated and a plain product with :math:`a_i`) giving
       ``out_channels / 3`` vectors ``1o`` per particle, added to :math:`\vec x_i` when
       ``position_output`` (:math:`\hat{\vec x}_i = \vec x_i + \Delta_i`).
+
+    These are the defaults. The original SEGNN n-body code differs in seven ways, each an option (the
+    ``nbody-segnn-*`` configs set all seven): no norm layers (``norm=False``), charges only through
+    :math:`s_i s_j` (``node_scalars=False``), ``"integral"`` harmonics, :math:`Y(\hat v)` for the velocity
+    (``velocity_attr="direction"``), :math:`\vec x_{ij} = \vec x_j - \vec x_i` (``edge_vector="out"``), the node
+    attribute's degree 0 set to 1 (``node_attr_scalar="one"``), :math:`\lVert\vec x_{ij}\rVert` as the edge
+    scalar (``edge_distance="norm"``) and ``nn.Linear``'s parametrisation of every weight
+    (``weight_init="fan_in"``, the one that matters most for accuracy on n-body). One difference is kept: the
+    original subtracts each particle's own coordinate mean from its position, which is not equivariant, where
+    this network subtracts the cloud's centroid.
 
     Hidden features are ``hidden_channels x`` every irrep ``0e, 1o, ..., (lmax, (-1)^lmax)``; every
     nonlinearity is e3nn's gate (SiLU scalars, sigmoid gates), so the network is exactly

@@ -308,3 +308,36 @@ def test_configs_build_the_original_segnn_and_both_products_start_at_the_same_sc
                 v.append((tp(h, a) - tp(h, a).mean(0)).square().mean())
         var[product] = float(torch.stack(v).mean())
     assert abs(var["cg"] - 1 / 3) < 0.05 and abs(var["gaunt"] - 1 / 3) < 0.05, var
+
+
+@pytest.mark.parametrize("product", PRODUCTS)
+@pytest.mark.parametrize("weight_init", ["e3nn", "fan_in"])
+def test_steerable_product_reset_parameters_redraws_every_weight(product, weight_init):
+    """``reset_parameters`` is the one initialisation: after the weights are overwritten it draws them again as
+    the constructor did (under ``fan_in`` the underlying theta, not the computed ``weight``, which a plain
+    ``weight.normal_()`` would silently leave alone), and the Gaunt output weights return to their start."""
+    from equinets.nn.segnn import _gaunt_variance_weights
+
+    torch.manual_seed(0)
+    tp = SteerableProduct("4x0e + 4x1o", "0e + 1o", "4x0e + 4x1o", product=product, weight_init=weight_init)
+    start = {k: v.clone() for k, v in tp.state_dict().items()}
+    with torch.no_grad():
+        for p in tp.parameters():
+            p.fill_(7.0)
+    tp.reset_parameters()
+    now = tp.state_dict()
+    for k, v in now.items():
+        if k.endswith(("weight1", "weight2")):
+            assert torch.equal(v, torch.ones_like(v)), k
+        elif k.endswith("weight_out"):
+            d = _gaunt_variance_weights(tp.irreps_in, tp.irreps_attr, tp.irreps_out)
+            torch.testing.assert_close(v, ((3.0 if weight_init == "fan_in" else 1.0) * d).expand_as(v))
+        elif k.endswith(".c"):
+            assert torch.equal(v, start[k]), k  # the fixed scales stay
+        elif v.is_floating_point() and v.numel():
+            assert not (v == 7.0).any(), k  # every drawn tensor is drawn again
+            if weight_init == "fan_in" and "original" in k:
+                c = now[k.replace("original", "0.c")]
+                assert float((v * c).abs().max()) <= 1.0, k
+    if weight_init == "e3nn" and tp.bias is not None:
+        assert torch.equal(tp.bias, torch.zeros_like(tp.bias))
