@@ -180,7 +180,7 @@ class SteerableProduct(nn.Module):
         self._reset(redraw_e3nn=False)  # e3nn's constructors have just drawn their weights
 
     def reset_parameters(self) -> None:
-        """Draw every weight afresh, as ``weight_init`` says (the one place the layer is initialised).
+        r"""Draw every weight afresh, as ``weight_init`` says (the one place the layer is initialised).
 
         ``"e3nn"``: e3nn's unit normal weights, zero biases. ``"fan_in"``: :math:`\theta \sim U(-1/c, 1/c)`
         under the :func:`_fan_in_parametrize` scale :math:`c`, biases :math:`U(-1/\sqrt{\mathrm{fan\_in}},
