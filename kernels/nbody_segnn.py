@@ -19,7 +19,9 @@ is the test MSE at the best validation epoch. Two step times are recorded:
   after warm-up (:func:`equinets._bench.compare`), median of ``--timing-repeats``: the cleaner comparison.
 
 Defaults are SEGNN's n-body protocol (3000/2000/2000 systems, 1000 epochs, batch 100, Adam lr 5e-4, weight
-decay 1e-8; hidden 32 x (0e + 1o), attributes Y_{<=1}, 4 layers), far beyond a CPU session. A run with
+decay 1e-8; hidden 32 x (0e + 1o), attributes Y_{<=1}, 4 layers), about 1-1.5 h per network on one CPU thread.
+The configs build the network with the original SEGNN n-body code's choices (no norm layers, charges only on the
+edges, integral attributes, ``nn.Linear``'s fan-in parametrisation, ...; see :class:`equinets.nn.segnn.SEGNN`). A run with
 fewer epochs or systems is labelled ``smoke`` in the CSV: it checks that both variants train, it does not
 decide the bar.
 

@@ -422,8 +422,9 @@ class SEGNN(nn.Module):
         weight_init: ``"e3nn"`` (e3nn's parametrisation) or ``"fan_in"`` (SEGNN's ``nn.Linear``
             parametrisation of every e3nn weight, :func:`_fan_in_parametrize`; under Adam it moves each weight
             :math:`\sqrt{\mathrm{fan\_in}}` times faster). On n-body the built-in configs use all the
-            original's choices: after 40 epochs they reach a validation MSE of 0.0097 (CG) against 0.057 with
-            the defaults (``kernels/results/nbody_segnn_pilots.csv``).
+            original's choices: after 40 epochs they reach a validation MSE of 0.0079 (CG) / 0.0084 (Gaunt)
+            against 0.057 / 0.060 with the defaults, and ``fan_in`` is most of the gain
+            (``kernels/results/nbody_segnn_pilots.csv``).
 
     Shapes:
         - **input:** ``pos`` ``(N, 3)`` / ``(B, N, 3)`` / ``Data``; ``x`` ``(N, in_channels)``;
