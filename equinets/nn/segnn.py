@@ -368,8 +368,8 @@ class SEGNN(nn.Module):
       ``out_channels / 3`` vectors ``1o`` per particle, added to :math:`\vec x_i` when
       ``position_output`` (:math:`\hat{\vec x}_i = \vec x_i + \Delta_i`).
 
-    These are the defaults. The original SEGNN n-body code differs in seven ways, each an option (the
-    ``nbody-segnn-*`` configs set all seven): no norm layers (``norm=False``), charges only through
+    These are the defaults. The original SEGNN n-body code differs in eight ways, each an option (the
+    ``nbody-segnn-*`` configs set all eight): no norm layers (``norm=False``), charges only through
     :math:`s_i s_j` (``node_scalars=False``), ``"integral"`` harmonics, :math:`Y(\hat v)` for the velocity
     (``velocity_attr="direction"``), :math:`\vec x_{ij} = \vec x_j - \vec x_i` (``edge_vector="out"``), the node
     attribute's degree 0 set to 1 (``node_attr_scalar="one"``), :math:`\lVert\vec x_{ij}\rVert` as the edge
