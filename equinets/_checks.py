@@ -300,6 +300,21 @@ def check_batchnorm_batch(module, num_rows: int, what: str = "clouds") -> None:
         )
 
 
+def check_bool(value, name: str) -> bool:
+    """Return ``value`` if it is a ``bool``, else raise ``TypeError`` naming ``name`` (``"false"`` or 0 is not one).
+
+    >>> check_bool(True, "norm")
+    True
+    >>> check_bool("false", "norm")
+    Traceback (most recent call last):
+    ...
+    TypeError: norm must be a bool, got str 'false'
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
 def check_choice(value, name: str, choices):
     """Return ``value`` if it is one of the strings ``choices``, else raise naming them all.
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_int, check_real
+from .._checks import check_bool, check_choice, check_int, check_real
 from ..errors import UserError
 
 __all__ = ["SimplexETFHead", "EBVHead", "SparseETFHead", "generate_ebv", "welch_bound", "simplex_etf",
@@ -108,8 +108,7 @@ class _FixedHead(nn.Module):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels", 1)
         self.num_classes = check_int(num_classes, "num_classes", 2)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__} {bias!r}")
+        check_bool(bias, "bias")
         fk = _factory(dtype, device)
         self.bias = nn.Parameter(torch.zeros(self.num_classes, **fk)) if bias else None
 
@@ -349,8 +348,7 @@ class EBVHead(_FixedHead):
         self.temperature = check_real(temperature, "temperature")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        if not isinstance(normalize, bool):
-            raise TypeError(f"normalize must be a bool, got {type(normalize).__name__} {normalize!r}")
+        check_bool(normalize, "normalize")
         self.normalize = normalize
         if tau is None:
             wb = welch_bound(self.num_classes, self.in_channels)

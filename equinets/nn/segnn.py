@@ -19,7 +19,16 @@ from e3nn import nn as enn
 from e3nn import o3
 from torch import Tensor, nn
 
-from .._checks import as_points, check_channels, check_choice, check_dtype, check_edge_index, check_int, restore_layout
+from .._checks import (
+    as_points,
+    check_bool,
+    check_channels,
+    check_choice,
+    check_dtype,
+    check_edge_index,
+    check_int,
+    restore_layout,
+)
 from ._base import check_particle_model
 from .graph_ops import full_graph
 from .message_passing import AGGRS, aggregate
@@ -490,8 +499,8 @@ class SEGNN(nn.Module):
         self.hidden_channels, self.lmax, self.lmax_attr, self.num_layers = H, lmax, lmax_attr, num_layers
         self.product, self.num_vectors, self.position_output, self.aggr = product, num_vectors, bool(position_output), aggr
         self.route = route
-        self.norm = bool(norm)
-        self.node_scalars = bool(node_scalars)
+        self.norm = check_bool(norm, "norm")
+        self.node_scalars = check_bool(node_scalars, "node_scalars")
         self.attr_normalization = check_choice(attr_normalization, "attr_normalization", ("component", "integral"))
         self.velocity_attr = check_choice(velocity_attr, "velocity_attr", ("scaled", "direction"))
         self.edge_distance = check_choice(edge_distance, "edge_distance", ("squared", "norm"))

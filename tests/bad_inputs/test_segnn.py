@@ -36,6 +36,8 @@ def _inputs():
     ({"edge_distance": "cubed"}, ValueError, "edge_distance must be one of 'squared', 'norm', got 'cubed'"),
     ({"edge_vector": "both"}, ValueError, "edge_vector must be one of 'in', 'out', got 'both'"),
     ({"node_attr_scalar": 2}, TypeError, "node_attr_scalar must be a string"),
+    ({"norm": "false"}, TypeError, "norm must be a bool, got str 'false'"),
+    ({"node_scalars": 0}, TypeError, "node_scalars must be a bool, got int 0"),
 ])
 def test_constructor_rejects(kwargs, exc, match):
     kw = {"in_channels": 4, "out_channels": 3, "hidden_channels": 2, "num_layers": 1, **kwargs}
