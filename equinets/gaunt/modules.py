@@ -34,6 +34,7 @@ from typing import NamedTuple
 import torch
 from e3nn import o3
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from .._checks import check_choice, check_dtype, check_edge_index, check_finite, check_int, check_real
 from .functional import NORMALIZATIONS, ROUTES, gaunt_product
@@ -246,7 +247,10 @@ def _reset_linear(lin) -> None:
         return
     with torch.no_grad():
         if lin.weight.numel():
-            lin.weight.normal_()
+            if parametrize.is_parametrized(lin, "weight"):  # weight is computed: assign it (stored via right_inverse)
+                lin.weight = torch.randn_like(lin.weight)
+            else:
+                lin.weight.normal_()
         if getattr(lin, "bias", None) is not None and lin.bias.numel():
             lin.bias.zero_()
 

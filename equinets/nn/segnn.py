@@ -82,6 +82,10 @@ class _Scale(nn.Module):
     def forward(self, w: Tensor) -> Tensor:
         return w * self.c
 
+    def right_inverse(self, w: Tensor) -> Tensor:
+        """``w -> w / c``: assigning ``layer.weight = w`` stores ``theta = w / c``, so the layer computes with ``w``."""
+        return w / self.c
+
 
 def _fan_in_scales(layer) -> Tensor:
     r"""Per-weight :math:`\sqrt{\mathrm{fan\_in}}` of an e3nn ``TensorProduct`` or ``Linear`` (flat weight order).

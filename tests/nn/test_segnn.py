@@ -341,3 +341,17 @@ def test_steerable_product_reset_parameters_redraws_every_weight(product, weight
                 assert float((v * c).abs().max()) <= 1.0, k
     if weight_init == "e3nn" and tp.bias is not None:
         assert torch.equal(tp.bias, torch.zeros_like(tp.bias))
+
+
+def test_gaunt_module_reset_reaches_fan_in_parametrised_linears():
+    """``GauntTensorProduct.reset_parameters`` re-draws its mixing Linears as e3nn does (unit normal weights) even
+    when ``weight_init="fan_in"`` has made their ``weight`` a computed tensor, instead of silently doing nothing."""
+    torch.manual_seed(0)
+    tp = SteerableProduct("8x0e + 8x1o", "0e + 1o", "8x0e + 8x1o", product="gaunt", weight_init="fan_in").tp
+    before = [lin.parametrizations.weight.original.clone() for lin in (tp.lin1, tp.lin2, tp.lin_out)]
+    tp.reset_parameters()
+    for lin, old in zip((tp.lin1, tp.lin2, tp.lin_out), before):
+        theta, c = lin.parametrizations.weight.original, lin.parametrizations.weight[0].c
+        assert not torch.equal(theta, old)
+        torch.testing.assert_close(lin.weight, theta * c)
+        assert float(lin.weight.abs().max()) > 1.0  # N(0, 1) effective weights, not U(-1, 1)
