@@ -355,3 +355,17 @@ def test_gaunt_module_reset_reaches_fan_in_parametrised_linears():
         assert not torch.equal(theta, old)
         torch.testing.assert_close(lin.weight, theta * c)
         assert float(lin.weight.abs().max()) > 1.0  # N(0, 1) effective weights, not U(-1, 1)
+
+
+@pytest.mark.parametrize("normalization, y0", [("component", 1.0), ("integral", (4 * torch.pi) ** -0.5)])
+def test_velocity_direction_attributes_of_a_particle_at_rest_are_finite(normalization, y0):
+    """``velocity_attr="direction"``: Y(v/|v|), which has no direction at v = 0: degree 0 only, finite gradients."""
+    from equinets.nn.segnn import _velocity_attributes
+
+    vec = torch.tensor([[[0.0, 0.0, 0.0]], [[0.0, 0.0, 2.0]]], dtype=torch.float64, requires_grad=True)
+    attr = _velocity_attributes(o3.Irreps("0e + 1o"), vec, "direction", normalization)
+    want0 = torch.tensor([y0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(attr[0], want0)
+    assert float(attr[1, 0]) == pytest.approx(y0) and float(attr[1, 1:].norm()) == pytest.approx(3**0.5 * y0)
+    attr.sum().backward()
+    assert torch.isfinite(vec.grad).all()
