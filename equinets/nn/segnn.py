@@ -94,18 +94,21 @@ def _fan_in_scales(layer) -> Tensor:
     (:math:`u v` for a ``uvw`` product path, :math:`u` for a ``Linear`` path): the number e3nn's ``"element"``
     path normalisation divides by.
     """
-    ins = [i for i in layer.instructions if getattr(i, "has_weight", True)]
     fan = _fan_in(layer)
-    parts = [torch.full((math.prod(i.path_shape),), math.sqrt(fan[i.i_out])) for i in ins]
+    parts = [torch.full((math.prod(i.path_shape),), math.sqrt(fan[i.i_out])) for i in _weighted(layer)]
     return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _weighted(layer) -> list:
+    """The instructions of an e3nn ``TensorProduct`` or ``Linear`` that hold weights, in flat weight order."""
+    return [i for i in layer.instructions if getattr(i, "has_weight", True)]
 
 
 def _fan_in(layer) -> dict[int, int]:
     """``{output irrep index: fan-in}`` of an e3nn ``TensorProduct`` or ``Linear`` (see :func:`_fan_in_scales`)."""
     fan: dict[int, int] = {}
-    for i in layer.instructions:
-        if getattr(i, "has_weight", True):
-            fan[i.i_out] = fan.get(i.i_out, 0) + math.prod(i.path_shape[:-1])
+    for i in _weighted(layer):
+        fan[i.i_out] = fan.get(i.i_out, 0) + math.prod(i.path_shape[:-1])
     return fan
 
 
